@@ -1,0 +1,43 @@
+# qa-service: `make run` serves the demo, `make test` runs the tests. Both set everything up.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+QA := $(VENV)/bin/qa-service
+# The CPU build of torch, installed before anything that depends on torch (an unpinned
+# torch pulls a multi-GB CUDA build). Where no local wheel lies in /opt/wheels, take it
+# from PyTorch's CPU index.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),,https://download.pytorch.org/whl/cpu)
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
+	$(PY) -m pip install -q -e ".[dev]"
+	$(QA) model build
+	touch $@
+
+run: install
+	$(QA) serve --sample
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not integration and not e2e and not reliability" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check qa_service tests
+	$(VENV)/bin/mypy
+
+bench: install
+	$(QA) bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,240 @@
+"""Litestar app factory: routes, dependencies, lifespan and error mapping wired in one place."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+from litestar import Litestar, Request, Response, delete, get, post
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, JSONBody, Parameter
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+
+from qa_service.api.problems import EXCEPTION_HANDLERS
+from qa_service.errors import NotFoundError, NotReadyError, PayloadTooLargeError
+from qa_service.ingest.documents import document_from_mapping
+from qa_service.models import Answer, AskRequest, Document, Filters, Passage
+from qa_service.service import QAService
+from qa_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ServiceFactory = Callable[[Settings], QAService]
+SSE_DELTA_CHARS = 24
+
+
+class SearchResponse(msgspec.Struct, kw_only=True):
+    passages: list[Passage]
+    timings_ms: dict[str, float]
+
+
+class IngestResponse(msgspec.Struct, kw_only=True):
+    added: int
+    updated: int
+    unchanged: int
+    chunks: int
+    ids: list[str]
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+    documents: int | None = None
+    chunks: int | None = None
+    generation: str | None = None
+    model: str | None = None
+    detail: str | None = None
+
+
+class _Holder:
+    """Loads the service in the background so /healthz answers while the model loads."""
+
+    def __init__(self, settings: Settings, factory: ServiceFactory) -> None:
+        self.settings = settings
+        self._factory = factory
+        self.service: NamedDependency[QAService] | None = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._load, name="qa-load", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            self.service = self._factory(self.settings)
+        except Exception as exc:  # reported by /readyz and every request, never swallowed
+            self.error = getattr(exc, "detail", None) or repr(exc)
+            log.error("service failed to load: %s", self.error)
+
+    def get(self) -> QAService:
+        if self.service is None:
+            raise NotReadyError(self.error or "the model and index are still loading; retry shortly")
+        return self.service
+
+
+def default_factory(settings: Settings) -> QAService:
+    from qa_service.embedding import load_encoder
+
+    return QAService(settings, load_encoder(settings))
+
+
+def create_app(settings: Settings | None = None, factory: ServiceFactory = default_factory,
+               *, wait_ready: bool = False) -> Litestar:
+    """Build the ASGI app. ``wait_ready`` loads the service before serving (tests, CLI)."""
+    settings = settings or Settings.from_env()
+    holder = _Holder(settings, factory)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if wait_ready:
+            holder._load()
+        else:
+            holder.start()
+        yield
+        if holder.service is not None:
+            holder.service.close()
+
+    def provide_service() -> QAService:
+        return holder.get()
+
+    def provide_holder() -> _Holder:
+        return holder
+
+    cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
+    return Litestar(
+        route_handlers=[ask, search, add_documents, get_document, delete_document, healthz, readyz],
+        dependencies={"service": Provide(provide_service, sync_to_thread=False),
+                      "holder": Provide(provide_holder, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        cors_config=cors,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="qa-service", version="0.1.0",
+                                     description="Cited answers from news articles (Arabic/English)."),
+        state=State({"settings": settings}),
+    )
+
+
+# -- questions --------------------------------------------------------------------------
+
+
+@post("/v1/ask", sync_to_thread=True, status_code=200,
+      summary="Answer a question with citations (JSON, or SSE with Accept: text/event-stream)")
+def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService], request: Request[Any, Any, Any]) -> Response[Any]:
+    answer = service.ask(data)
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return ServerSentEvent(_sse_events(answer))
+    return Response(answer)
+
+
+def _sse_events(answer: Answer) -> Iterator[ServerSentEventMessage]:
+    """passages → delta* → citation* → done (the complete response, as in JSON mode)."""
+    encode = msgspec.json.encode
+    yield ServerSentEventMessage(event="passages", data=encode(answer.passages).decode())
+    text = answer.answer
+    for i in range(0, len(text), SSE_DELTA_CHARS):
+        yield ServerSentEventMessage(event="delta",
+                                     data=encode({"text": text[i:i + SSE_DELTA_CHARS]}).decode())
+    for citation in answer.citations:
+        yield ServerSentEventMessage(event="citation", data=encode(citation).decode())
+    yield ServerSentEventMessage(event="done", data=encode(answer).decode())
+
+
+@get("/v1/search", sync_to_thread=True, summary="Ranked passages without composing an answer")
+def search(
+    service: NamedDependency[QAService],
+    q: str = Parameter(description="the question or query", min_length=1),
+    k: int = Parameter(default=10, ge=1, description="number of passages"),
+    source: list[str] | None = Parameter(default=None, description="only these sources"),
+    lang: str | None = Parameter(default=None, description="only passages in this language"),
+    published_after: str | None = Parameter(default=None, description="ISO date, inclusive"),
+    published_before: str | None = Parameter(default=None, description="ISO date, inclusive"),
+) -> SearchResponse:
+    filters = None
+    if source or lang or published_after or published_before:
+        filters = Filters(source=source, lang=lang, published_after=published_after,
+                          published_before=published_before)
+    passages, timings = service.search(q, k, filters)
+    return SearchResponse(passages=passages, timings_ms=msgspec.structs.asdict(timings))
+
+
+# -- documents --------------------------------------------------------------------------
+
+
+@post("/v1/documents", status_code=201,
+      summary="Add or replace documents: one object, a list, or application/x-ndjson")
+async def add_documents(service: NamedDependency[QAService], request: Request[Any, Any, Any]) -> IngestResponse:
+    settings: Settings = request.app.state.settings
+    body = await request.body()
+    docs = parse_documents(body, request.headers.get("content-type", ""),
+                           settings.max_batch_documents)
+    report = await anyio.to_thread.run_sync(service.ingest, docs)
+    return IngestResponse(added=report.added, updated=report.updated, unchanged=report.unchanged,
+                          chunks=report.chunks, ids=[d.id for d in docs])
+
+
+@get("/v1/documents/{doc_id:str}", sync_to_thread=True, summary="A stored document")
+def get_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> Document:
+    doc = service.store.get_document(doc_id)
+    if doc is None:
+        raise NotFoundError(f"no document with id {doc_id!r}")
+    return doc
+
+
+@delete("/v1/documents/{doc_id:str}", sync_to_thread=True, status_code=204,
+        summary="Delete a document and its chunks")
+def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> None:
+    if not service.delete(doc_id):
+        raise NotFoundError(f"no document with id {doc_id!r}")
+
+
+# -- health -----------------------------------------------------------------------------
+
+
+@get("/healthz", summary="Liveness")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@get("/readyz", sync_to_thread=False, summary="Readiness: model and index loaded")
+def readyz(holder: NamedDependency[_Holder]) -> Response[Health]:
+    service = holder.service
+    if service is None:
+        return Response(Health(status="loading" if holder.error is None else "failed",
+                               detail=holder.error), status_code=503)
+    docs, chunks = service.store.counts()
+    return Response(Health(status="ready", documents=docs, chunks=chunks,
+                           generation=service.index.manifest.name, model=service.encoder.model_id))
+
+
+def parse_documents(body: bytes, content_type: str, limit: int) -> list[Document]:
+    """One JSON object, a JSON list, or NDJSON lines → validated documents."""
+    from qa_service.errors import BadInputError
+
+    if not body.strip():
+        raise BadInputError("the body is empty; send a JSON document, a list, or NDJSON")
+    try:
+        if "ndjson" in content_type or "jsonl" in content_type:
+            raw = [msgspec.json.decode(line) for line in body.splitlines() if line.strip()]
+        else:
+            decoded = msgspec.json.decode(body)
+            raw = decoded if isinstance(decoded, list) else [decoded]
+    except msgspec.DecodeError as exc:
+        raise BadInputError(f"the body is not valid JSON: {exc}") from None
+    if len(raw) > limit:
+        raise PayloadTooLargeError(f"{len(raw)} documents in one request; the limit is {limit}")
+    docs = []
+    for i, item in enumerate(raw):
+        try:
+            docs.append(document_from_mapping(item, extra_to_metadata=False))
+        except BadInputError as exc:
+            raise BadInputError(f"document {i}: {exc.detail}") from None
+    return docs

@@ -1,0 +1,67 @@
+"""The one place that maps errors to RFC 9457 ``application/problem+json`` responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from qa_service.errors import QAError, RateLimitedError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "https://qa-service.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, slug: str, instance: str,
+            headers: dict[str, str] | None = None, **extra: Any) -> Response[dict[str, Any]]:
+    body = {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status,
+            "detail": detail, "instance": instance, **extra}
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def qa_error_handler(request: Request[Any, Any, Any], exc: QAError) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimitedError) else None
+    return problem(exc.status_code, exc.title, exc.detail, exc.slug, request.url.path, headers)
+
+
+def validation_handler(request: Request[Any, Any, Any],
+                       exc: ValidationException) -> Response[dict[str, Any]]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    details = "; ".join(
+        f"{e.get('key') or 'body'}: {e.get('message')}" for e in errors if isinstance(e, dict)
+    ) or str(exc.detail)
+    return problem(400, "Invalid request", details, "validation", request.url.path, errors=errors)
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large",
+            415: "unsupported-media-type"}.get(exc.status_code, "http-error")
+    return problem(exc.status_code, _reason(exc.status_code), str(exc.detail), slug,
+                   request.url.path, dict(exc.headers or {}))
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return problem(500, "Internal error", "the service failed unexpectedly; the error is logged",
+                   "internal", request.url.path)
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    QAError: qa_error_handler,
+    ValidationException: validation_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}

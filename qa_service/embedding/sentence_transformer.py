@@ -1,0 +1,91 @@
+"""Encoder backed by any sentence-transformers model (name on a hub, or a local directory)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qa_service.embedding.base import Vectors
+from qa_service.errors import ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+class SentenceTransformerEncoder:
+    """Wraps ``SentenceTransformer`` using its named prompts (``query`` / ``document``)."""
+
+    def __init__(self, name_or_path: str, *, model_id: str | None = None,
+                 batch_size: int = 32, threads: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self._batch_size = batch_size
+        self._model_id = model_id or name_or_path
+        started = time.perf_counter()
+        self._model = _load(name_or_path, threads)
+        self.load_seconds = time.perf_counter() - started
+        dim = self._model.get_sentence_embedding_dimension()
+        if not dim:
+            raise ModelUnavailableError(f"model {name_or_path!r} does not report an embedding size")
+        self._dim = int(dim)
+        prompts = getattr(self._model, "prompts", {}) or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._doc_prompt = next((p for p in ("document", "passage") if p in prompts), None)
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._encode(texts, self._query_prompt)
+
+    def encode_passages(self, texts: Sequence[str]) -> Vectors:
+        return self._encode(texts, self._doc_prompt)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self._model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in enc]
+
+    def _encode(self, texts: Sequence[str], prompt_name: str | None) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        out = self._model.encode(
+            list(texts),
+            prompt_name=prompt_name,
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _load(name_or_path: str, threads: int) -> Any:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    local = Path(name_or_path).expanduser()
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    try:
+        return SentenceTransformer(str(local) if local.exists() else name_or_path, device="cpu")
+    except (OSError, ValueError, RuntimeError) as exc:
+        hint = (
+            "It is neither a local directory nor reachable on the model hub"
+            + (" (HF_HUB_OFFLINE=1 is set)" if offline else "")
+            + ". Set QA_EMBEDDING_MODEL to a local sentence-transformers directory, "
+            "or to 'default' and run `qa-service model build`."
+        )
+        raise ModelUnavailableError(f"cannot load embedding model {name_or_path!r}: {exc}. {hint}") from exc

@@ -1,0 +1,101 @@
+"""One exception tree for the whole service.
+
+    QAError                      base; carries a user-facing ``detail``
+    ├── BadInputError            400  malformed or invalid input (HTTP body, file, CLI argument)
+    │   └── LoaderError          400  a file or record that cannot be ingested
+    ├── UnauthorizedError        401  missing or wrong API key
+    ├── NotFoundError            404  unknown document id
+    ├── PayloadTooLargeError     413  body, batch or field above a configured limit
+    ├── RateLimitedError         429  per-client rate limit reached
+    ├── WriterBusyError          409  another process holds the index writer lock
+    ├── NotReadyError            503  model or index still loading
+    ├── ModelUnavailableError    503  embedding model missing or cannot be loaded
+    ├── IndexCorruptError        503  index directory damaged or built for another model
+    └── LLMError                 502  the configured LLM server failed
+
+Every layer raises these; ``qa_service.api.errors`` maps them to RFC 9457 problem
+responses in one place and the CLI prints ``detail`` and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base of every error the service reports to a user."""
+
+    status_code: int = 500
+    title: str = "Internal error"
+    slug: str = "internal"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadInputError(QAError):
+    status_code = 400
+    title = "Bad request"
+    slug = "bad-request"
+
+
+class LoaderError(BadInputError):
+    title = "Cannot ingest input"
+    slug = "ingest-error"
+
+
+class UnauthorizedError(QAError):
+    status_code = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+
+class NotFoundError(QAError):
+    status_code = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class PayloadTooLargeError(QAError):
+    status_code = 413
+    title = "Payload too large"
+    slug = "too-large"
+
+
+class RateLimitedError(QAError):
+    status_code = 429
+    title = "Too many requests"
+    slug = "rate-limited"
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class WriterBusyError(QAError):
+    status_code = 409
+    title = "Index is being written"
+    slug = "writer-busy"
+
+
+class NotReadyError(QAError):
+    status_code = 503
+    title = "Service not ready"
+    slug = "not-ready"
+
+
+class ModelUnavailableError(QAError):
+    status_code = 503
+    title = "Embedding model unavailable"
+    slug = "model-unavailable"
+
+
+class IndexCorruptError(QAError):
+    status_code = 503
+    title = "Index unusable"
+    slug = "index-unusable"
+
+
+class LLMError(QAError):
+    status_code = 502
+    title = "LLM server failed"
+    slug = "llm-error"

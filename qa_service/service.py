@@ -1,0 +1,297 @@
+"""QAService: the one object that ingests, searches and answers. API and CLI are thin over it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa_service.answer.base import ComposeInput, Composer
+from qa_service.answer.extractive import ExtractiveComposer
+from qa_service.answer.verify import CitationProblem, verify_citations
+from qa_service.embedding.base import Encoder
+from qa_service.errors import BadInputError, IndexCorruptError
+from qa_service.ingest.chunker import ChunkerConfig, chunk_spans
+from qa_service.models import (
+    Answer, AskRequest, Chunk, Document, Filters, Passage, Timings,
+)
+from qa_service.settings import Settings
+from qa_service.store.sqlite_store import PreparedDocument, Store, chunk_id, content_hash
+from qa_service.store.vector_index import (
+    IndexDirectory, VectorIndex, index_from_vectors, updated_index,
+)
+from qa_service.text import detect_language
+
+log = logging.getLogger(__name__)
+
+INGEST_BATCH_DOCUMENTS = 64
+RELOAD_CHECK_INTERVAL_S = 1.0
+FILTER_OVERSAMPLE = 8
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks / self.seconds if self.seconds else 0.0
+
+
+class QAService:
+    """Holds the store, encoder, current index generation and composer."""
+
+    def __init__(self, settings: Settings, encoder: Encoder, *,
+                 composer: Composer | None = None) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.chunker = ChunkerConfig(max_tokens=settings.chunk_max_tokens)
+        self.store = Store(settings.store_path)
+        self.index_dir = IndexDirectory(settings.index_dir)
+        self.composer: Composer = composer or ExtractiveComposer(settings.min_answer_score)
+        self._check_model()
+        self._index = self._open_index()
+        self._reload_lock = threading.Lock()
+        self._last_reload_check = time.monotonic()
+
+    # -- index lifecycle ---------------------------------------------------------------
+
+    def _check_model(self) -> None:
+        stored = self.store.get_meta("model_id")
+        if stored is None:
+            return
+        if stored != self.encoder.model_id or self.store.get_meta("dim") != str(self.encoder.dim):
+            raise IndexCorruptError(
+                f"{self.settings.index_dir} was built with model {stored!r}, but the configured "
+                f"model is {self.encoder.model_id!r}. Set QA_EMBEDDING_MODEL back, or point "
+                "QA_INDEX_DIR at a new folder and ingest again."
+            )
+
+    def _open_index(self) -> VectorIndex:
+        """The current generation, verified against the store; rebuilt from the store if not."""
+        try:
+            index = self.index_dir.load_current()
+        except IndexCorruptError as exc:
+            log.warning("%s; rebuilding the index from the store", exc.detail)
+            index = None
+        generation = self.store.generation()
+        if (index is not None and index.manifest.store_generation == generation
+                and index.manifest.model_id == self.encoder.model_id):
+            return index
+        if index is not None:
+            log.warning("index generation %s is behind the store (generation %d); rebuilding",
+                        index.manifest.name, generation)
+        return self._rebuild()
+
+    def _rebuild(self) -> VectorIndex:
+        generation, ids, vectors = self.store.all_vectors(self.encoder.dim)
+        built = index_from_vectors(self.encoder.dim, ids, vectors)
+        return self.index_dir.publish(built, store_generation=generation,
+                                      model_id=self.encoder.model_id, chunker=self.chunker.as_dict())
+
+    def _writer_base(self) -> VectorIndex:
+        """Under the writer lock: the generation that matches the store, to update incrementally."""
+        current = self._index
+        if (self.index_dir.current_name() != current.manifest.name
+                or self.store.generation() != current.manifest.store_generation):
+            self._index = current = self._open_index()
+        return current
+
+    @property
+    def index(self) -> VectorIndex:
+        """The live generation; picks up generations published by other processes."""
+        now = time.monotonic()
+        if now - self._last_reload_check >= RELOAD_CHECK_INTERVAL_S:
+            self._last_reload_check = now
+            name = self.index_dir.current_name()
+            if name is not None and name != self._index.manifest.name:
+                with self._reload_lock:
+                    try:
+                        self._index = self.index_dir.load(name)
+                    except IndexCorruptError as exc:
+                        log.warning("keeping generation %s: %s", self._index.manifest.name,
+                                    exc.detail)
+        return self._index
+
+    # -- ingestion ---------------------------------------------------------------------
+
+    def ingest(self, documents: Iterable[Document],
+               progress: Callable[[int], None] | None = None) -> IngestReport:
+        """Store new and changed documents durably, then publish one new index generation."""
+        report = IngestReport()
+        started = time.perf_counter()
+        removed: list[int] = []
+        added_ids: list[np.ndarray] = []
+        added_vecs: list[np.ndarray] = []
+        with self.index_dir.writer():
+            base = self._writer_base()
+            for batch in _batches(documents, INGEST_BATCH_DOCUMENTS):
+                prepared = self._prepare(batch, report)
+                if prepared:
+                    self._remember_model()
+                    result = self.store.write(prepared)
+                    removed += result.removed_ids
+                    added_ids.append(result.added_ids)
+                    added_vecs.append(result.added_vectors)
+                if progress is not None:
+                    progress(len(batch))
+            if added_ids or removed:
+                self._publish(base, removed, added_ids, added_vecs)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def delete(self, doc_id: str) -> bool:
+        with self.index_dir.writer():
+            base = self._writer_base()
+            result = self.store.delete_document(doc_id)
+            if result is None:
+                return False
+            self._publish(base, result.removed_ids, [], [])
+        return True
+
+    def _publish(self, base: VectorIndex, removed: list[int], added_ids: list[np.ndarray],
+                 added_vecs: list[np.ndarray]) -> None:
+        dim = self.encoder.dim
+        ids = np.concatenate(added_ids) if added_ids else np.zeros(0, np.int64)
+        vecs = np.concatenate(added_vecs) if added_vecs else np.zeros((0, dim), np.float32)
+        new = updated_index(base, dim, removed, ids, vecs)
+        self._index = self.index_dir.publish(
+            new, store_generation=self.store.generation(), model_id=self.encoder.model_id,
+            chunker=self.chunker.as_dict())
+
+    def _remember_model(self) -> None:
+        if self.store.get_meta("model_id") is None:
+            self.store.set_meta("model_id", self.encoder.model_id)
+            self.store.set_meta("dim", str(self.encoder.dim))
+
+    def _prepare(self, batch: list[Document], report: IngestReport) -> list[PreparedDocument]:
+        latest = {doc.id: doc for doc in batch}  # the last version of a repeated id wins
+        known = self.store.content_hashes(list(latest))
+        todo: list[tuple[Document, str, list[Chunk]]] = []
+        for doc in latest.values():
+            digest = content_hash(doc)
+            if known.get(doc.id) == digest:
+                report.unchanged += 1
+                continue
+            if doc.id in known:
+                report.updated += 1
+            else:
+                report.added += 1
+            spans = chunk_spans(doc.text, self.encoder.count_tokens, self.chunker)
+            chunks = [Chunk(id=chunk_id(digest, s, e), document_id=doc.id, ord=i, start=s, end=e)
+                      for i, (s, e) in enumerate(spans)]
+            todo.append((doc, digest, chunks))
+        texts = [_embedding_text(doc, c) for doc, _, chunks in todo for c in chunks]
+        vectors = self.encoder.encode_passages(texts)
+        prepared: list[PreparedDocument] = []
+        offset = 0
+        for doc, digest, chunks in todo:
+            prepared.append(PreparedDocument(doc, digest, chunks, vectors[offset:offset + len(chunks)]))
+            offset += len(chunks)
+        report.chunks += offset
+        return prepared
+
+    # -- questions ---------------------------------------------------------------------
+
+    def search(self, query: str, k: int, filters: Filters | None = None) -> tuple[list[Passage], Timings]:
+        self._validate_question(query, k)
+        timings = Timings()
+        t0 = time.perf_counter()
+        qvec = self.encoder.encode_queries([query])
+        t1 = time.perf_counter()
+        passages = self._dense(qvec, k, filters)
+        t2 = time.perf_counter()
+        timings.embed = _ms(t1 - t0)
+        timings.retrieve = _ms(t2 - t1)
+        return passages, timings
+
+    def ask(self, request: AskRequest) -> Answer:
+        started = time.perf_counter()
+        question = request.question.strip()
+        if request.mode == "llm" and not self.settings.llm_configured:
+            raise BadInputError("mode 'llm' needs an LLM: set QA_LLM_BASE_URL and QA_LLM_MODEL")
+        passages, timings = self.search(question, request.top_k, request.filters)
+        t0 = time.perf_counter()
+        lang = detect_language(question)
+        composition = self.composer.compose(ComposeInput(question, lang, passages, request.history))
+        try:
+            verify_citations(composition.answer, composition.citations, passages)
+        except CitationProblem as exc:  # a composer bug must never reach a reader
+            log.error("dropping unverifiable answer: %s", exc)
+            composition = ExtractiveComposer(self.settings.min_answer_score).compose(
+                ComposeInput(question, lang, passages))
+            composition.fallback = True
+        timings.compose = _ms(time.perf_counter() - t0)
+        timings.total = _ms(time.perf_counter() - started)
+        return Answer(
+            answer=composition.answer, short_answer=composition.short_answer,
+            answer_language=composition.answer_language, abstained=composition.abstained,
+            citations=composition.citations, passages=passages, timings_ms=timings,
+            mode=composition.mode, fallback=composition.fallback,
+        )
+
+    def _validate_question(self, question: str, k: int) -> None:
+        if not question.strip():
+            raise BadInputError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise BadInputError(
+                f"the question has {len(question)} characters; the limit is "
+                f"{self.settings.max_question_chars}")
+        if not 1 <= k <= self.settings.max_top_k:
+            raise BadInputError(f"top_k must be between 1 and {self.settings.max_top_k}, got {k}")
+
+    def _dense(self, qvec: np.ndarray, k: int, filters: Filters | None) -> list[Passage]:
+        index = self.index
+        fetch = k * FILTER_OVERSAMPLE if filters else k
+        scores, ids = index.search(qvec, fetch)
+        keep = ids[0] >= 0
+        passages = self.store.passages(ids[0][keep].tolist(), scores[0][keep].tolist())
+        if filters:
+            passages = [p for p in passages if _matches(p, filters)]
+        return passages[:k]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _matches(p: Passage, f: Filters) -> bool:
+    if f.source and p.source not in f.source:
+        return False
+    if f.lang and p.lang != f.lang:
+        return False
+    date = (p.published_at or "")[:10]
+    if f.published_after and (not date or date < f.published_after[:10]):
+        return False
+    return not (f.published_before and (not date or date > f.published_before[:10]))
+
+
+def _embedding_text(doc: Document, chunk: Chunk) -> str:
+    body = doc.text[chunk.start:chunk.end]
+    return f"{doc.title}\n{body}" if doc.title else body
+
+
+def _batches(items: Iterable[Document], size: int) -> Iterable[list[Document]]:
+    batch: list[Document] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+__all__ = ["IngestReport", "QAService"]

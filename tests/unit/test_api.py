@@ -1,0 +1,111 @@
+"""HTTP contract over the Litestar test client, with the fake encoder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from litestar.testing import TestClient
+
+from qa_service.api.app import create_app
+from qa_service.service import QAService
+from qa_service.settings import Settings
+from tests.fakes import FakeEncoder
+
+SEED = {
+    "id": "seed", "title": "العراق يعلن اتفاقاً مع أمريكا", "source": "عربي بوست",
+    "published_at": "2024-01-25T15:41:00Z", "url": "https://example.org/iraq",
+    "text": "أعلنت بغداد توصلها إلى اتفاق مع واشنطن.\nوتنشر الولايات المتحدة 2500 عسكري في العراق.",
+}
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    app = create_app(settings, lambda s: QAService(s, FakeEncoder()), wait_ready=True)
+    with TestClient(app=app) as c:
+        yield c
+
+
+def _problem(response: object) -> dict[str, object]:
+    assert response.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
+    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
+    assert body["status"] == response.status_code and body["detail"]  # type: ignore[attr-defined]
+    return body
+
+
+def test_documents_crud_and_cited_answer(client: TestClient) -> None:  # type: ignore[type-arg]
+    r = client.post("/v1/documents", json=SEED)
+    assert r.status_code == 201, r.text
+    assert r.json()["added"] == 1 and r.json()["ids"] == ["seed"]
+    assert client.get("/v1/documents/seed").json()["text"] == SEED["text"]
+
+    r = client.post("/v1/ask", json={"question": "كم عسكري تنشر الولايات المتحدة في العراق؟"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) >= {"answer", "short_answer", "answer_language", "abstained", "citations",
+                         "passages", "timings_ms"}
+    c = body["citations"][0]
+    assert "2500" in c["quote"] and c["url"] == SEED["url"] and c["source"] == "عربي بوست"
+    assert SEED["text"][c["start"]:c["end"]] == c["quote"]
+
+    r = client.get("/v1/search", params={"q": "2500 عسكري", "k": 3})
+    assert r.status_code == 200 and r.json()["passages"][0]["document_id"] == "seed"
+
+    assert client.delete("/v1/documents/seed").status_code == 204
+    assert _problem(client.get("/v1/documents/seed"))["status"] == 404
+    assert _problem(client.delete("/v1/documents/seed"))["status"] == 404
+
+
+def test_ndjson_and_list_bodies(client: TestClient) -> None:  # type: ignore[type-arg]
+    body = "\n".join(json.dumps({"id": f"d{i}", "text": f"خبر رقم {i}."}) for i in range(3))
+    r = client.post("/v1/documents", content=body, headers={"content-type": "application/x-ndjson"})
+    assert r.status_code == 201 and r.json()["added"] == 3
+    r = client.post("/v1/documents", json=[{"id": "d0", "text": "خبر رقم 0."}, {"id": "d9", "text": "y"}])
+    assert r.json()["unchanged"] == 1 and r.json()["added"] == 1
+
+
+def test_sse_stream_ends_with_the_full_response(client: TestClient) -> None:  # type: ignore[type-arg]
+    client.post("/v1/documents", json=SEED)
+    question = {"question": "كم عسكري في العراق؟"}
+    plain = client.post("/v1/ask", json=question).json()
+    r = client.post("/v1/ask", json=question, headers={"accept": "text/event-stream"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [(block.split("\n")[0].removeprefix("event: "), block.split("data: ", 1)[1])
+              for block in r.text.replace("\r\n", "\n").strip().split("\n\n")]
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "passages" and kinds[-1] == "done" and "delta" in kinds and "citation" in kinds
+    streamed = "".join(json.loads(d)["text"] for k, d in events if k == "delta")
+    done = json.loads(events[-1][1])
+    assert streamed == done["answer"] == plain["answer"]
+    done.pop("timings_ms"), plain.pop("timings_ms")
+    assert done == plain
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
+    ("post", "/v1/ask", {"json": {}}, 400),
+    ("post", "/v1/ask", {"json": {"question": ""}}, 400),
+    ("post", "/v1/ask", {"json": {"question": "ok", "top_k": 0}}, 400),
+    ("post", "/v1/ask", {"json": {"question": "ok", "mode": "magic"}}, 400),
+    ("post", "/v1/ask", {"json": {"question": "ok", "mode": "llm"}}, 400),
+    ("post", "/v1/ask", {"content": b"{broken", "headers": {"content-type": "application/json"}}, 400),
+    ("post", "/v1/documents", {"json": {"title": "no text"}}, 400),
+    ("post", "/v1/documents", {"content": b"", "headers": {"content-type": "application/json"}}, 400),
+    ("get", "/v1/search", {"params": {"q": "x", "k": 0}}, 400),
+    ("get", "/v1/search", {}, 400),
+    ("get", "/nowhere", {}, 404),
+    ("put", "/v1/ask", {}, 405),
+])
+def test_bad_input_gets_a_problem_response(client: TestClient, method: str, path: str,  # type: ignore[type-arg]
+                                           kwargs: dict[str, object], status: int) -> None:
+    r = getattr(client, method)(path, **kwargs)
+    assert r.status_code == status, r.text
+    _problem(r)
+
+
+def test_health_and_readiness(client: TestClient) -> None:  # type: ignore[type-arg]
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["model"] == "fake-hash-encoder"
+    schema = client.get("/schema/openapi.json").json()
+    assert {"/v1/ask", "/v1/search", "/v1/documents", "/healthz", "/readyz"} <= set(schema["paths"])
