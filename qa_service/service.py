@@ -17,12 +17,22 @@ from qa_service.embedding.base import Encoder
 from qa_service.errors import BadInputError, IndexCorruptError
 from qa_service.ingest.chunker import ChunkerConfig, chunk_spans
 from qa_service.models import (
-    Answer, AskRequest, Chunk, Document, Filters, Passage, Timings,
+    Answer,
+    AskRequest,
+    Chunk,
+    Document,
+    Filters,
+    Passage,
+    Timings,
 )
+from qa_service.retrieval import Retriever
 from qa_service.settings import Settings
 from qa_service.store.sqlite_store import PreparedDocument, Store, chunk_id, content_hash
 from qa_service.store.vector_index import (
-    IndexDirectory, VectorIndex, index_from_vectors, updated_index,
+    IndexDirectory,
+    VectorIndex,
+    index_from_vectors,
+    updated_index,
 )
 from qa_service.text import detect_language
 
@@ -30,7 +40,6 @@ log = logging.getLogger(__name__)
 
 INGEST_BATCH_DOCUMENTS = 64
 RELOAD_CHECK_INTERVAL_S = 1.0
-FILTER_OVERSAMPLE = 8
 
 
 @dataclass
@@ -62,6 +71,7 @@ class QAService:
         self._index = self._open_index()
         self._reload_lock = threading.Lock()
         self._last_reload_check = time.monotonic()
+        self.retriever = Retriever(self.store, lambda: self.index)
 
     # -- index lifecycle ---------------------------------------------------------------
 
@@ -208,7 +218,7 @@ class QAService:
         t0 = time.perf_counter()
         qvec = self.encoder.encode_queries([query])
         t1 = time.perf_counter()
-        passages = self._dense(qvec, k, filters)
+        passages = self.retriever.retrieve(query, qvec, k, filters)
         t2 = time.perf_counter()
         timings.embed = _ms(t1 - t0)
         timings.retrieve = _ms(t2 - t1)
@@ -249,29 +259,8 @@ class QAService:
         if not 1 <= k <= self.settings.max_top_k:
             raise BadInputError(f"top_k must be between 1 and {self.settings.max_top_k}, got {k}")
 
-    def _dense(self, qvec: np.ndarray, k: int, filters: Filters | None) -> list[Passage]:
-        index = self.index
-        fetch = k * FILTER_OVERSAMPLE if filters else k
-        scores, ids = index.search(qvec, fetch)
-        keep = ids[0] >= 0
-        passages = self.store.passages(ids[0][keep].tolist(), scores[0][keep].tolist())
-        if filters:
-            passages = [p for p in passages if _matches(p, filters)]
-        return passages[:k]
-
     def close(self) -> None:
         self.store.close()
-
-
-def _matches(p: Passage, f: Filters) -> bool:
-    if f.source and p.source not in f.source:
-        return False
-    if f.lang and p.lang != f.lang:
-        return False
-    date = (p.published_at or "")[:10]
-    if f.published_after and (not date or date < f.published_after[:10]):
-        return False
-    return not (f.published_before and (not date or date > f.published_before[:10]))
 
 
 def _embedding_text(doc: Document, chunk: Chunk) -> str:

@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import anyio.to_thread
 import msgspec
@@ -126,9 +126,12 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
 # -- questions --------------------------------------------------------------------------
 
 
-@post("/v1/ask", sync_to_thread=True, status_code=200,
-      summary="Answer a question with citations (JSON, or SSE with Accept: text/event-stream)")
-def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService], request: Request[Any, Any, Any]) -> Response[Any]:
+ASK_SUMMARY = "Answer a question with citations (JSON, or SSE with Accept: text/event-stream)"
+
+
+@post("/v1/ask", sync_to_thread=True, status_code=200, summary=ASK_SUMMARY)
+def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService],
+        request: Request[Any, Any, Any]) -> Response[Any]:
     answer = service.ask(data)
     if "text/event-stream" in request.headers.get("accept", ""):
         return ServerSentEvent(_sse_events(answer))
@@ -151,12 +154,12 @@ def _sse_events(answer: Answer) -> Iterator[ServerSentEventMessage]:
 @get("/v1/search", sync_to_thread=True, summary="Ranked passages without composing an answer")
 def search(
     service: NamedDependency[QAService],
-    q: str = Parameter(description="the question or query", min_length=1),
-    k: int = Parameter(default=10, ge=1, description="number of passages"),
-    source: list[str] | None = Parameter(default=None, description="only these sources"),
-    lang: str | None = Parameter(default=None, description="only passages in this language"),
-    published_after: str | None = Parameter(default=None, description="ISO date, inclusive"),
-    published_before: str | None = Parameter(default=None, description="ISO date, inclusive"),
+    q: Annotated[str, Parameter(description="the question or query", min_length=1)],
+    k: Annotated[int, Parameter(ge=1, description="number of passages")] = 10,
+    source: Annotated[list[str] | None, Parameter(description="only these sources")] = None,
+    lang: Annotated[str | None, Parameter(description="only passages in this language")] = None,
+    published_after: Annotated[str | None, Parameter(description="ISO date, inclusive")] = None,
+    published_before: Annotated[str | None, Parameter(description="ISO date, inclusive")] = None,
 ) -> SearchResponse:
     filters = None
     if source or lang or published_after or published_before:
@@ -171,7 +174,8 @@ def search(
 
 @post("/v1/documents", status_code=201,
       summary="Add or replace documents: one object, a list, or application/x-ndjson")
-async def add_documents(service: NamedDependency[QAService], request: Request[Any, Any, Any]) -> IngestResponse:
+async def add_documents(service: NamedDependency[QAService],
+                        request: Request[Any, Any, Any]) -> IngestResponse:
     settings: Settings = request.app.state.settings
     body = await request.body()
     docs = parse_documents(body, request.headers.get("content-type", ""),

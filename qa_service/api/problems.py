@@ -59,7 +59,7 @@ def _reason(status: int) -> str:
         return "Error"
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     QAError: qa_error_handler,
     ValidationException: validation_handler,
     HTTPException: http_error_handler,

@@ -190,7 +190,7 @@ def updated_index(base: VectorIndex | None, dim: int, removed: Sequence[int],
     """A copy of ``base`` with chunks removed and added; ``base`` itself is left untouched."""
     index = faiss.clone_index(base.index) if base is not None else empty_index(dim)
     if removed:
-        index.remove_ids(np.asarray(removed, dtype=np.int64))
+        index.remove_ids(np.asarray(removed, dtype=np.int64))  # type: ignore[arg-type]
     if len(added_ids):
         index.add_with_ids(np.ascontiguousarray(added, dtype=np.float32), added_ids)
     return index
