@@ -1,0 +1,35 @@
+"""Text layer: matching-only normalisation, numbers, tokens, language and sentence spans.
+
+Stored text is never changed here; every function that finds something in normalised
+text reports code-point offsets into the original string.
+"""
+
+from qa_service.text.lang import detect_language, script_ratio
+from qa_service.text.normalize import (
+    extract_numbers,
+    fold_digits,
+    light_stem,
+    normalize,
+    normalize_with_offsets,
+    parse_number,
+    strip_number_grouping,
+    tokenize,
+    tokenize_with_spans,
+)
+from qa_service.text.sentences import sentence_at, split_sentences
+
+__all__ = [
+    "detect_language",
+    "extract_numbers",
+    "fold_digits",
+    "light_stem",
+    "normalize",
+    "normalize_with_offsets",
+    "parse_number",
+    "script_ratio",
+    "sentence_at",
+    "split_sentences",
+    "strip_number_grouping",
+    "tokenize",
+    "tokenize_with_spans",
+]
