@@ -45,6 +45,8 @@ class Settings:
     # Encoder
     encode_batch_size: int = 32
     torch_threads: int = 0  # 0 = all cores
+    passage_precision: str = "auto"  # auto: bf16 autocast where the CPU has AMX/AVX512-BF16
+    embedding_cache: bool = True  # reuse passage vectors by content hash across index folders
     # Request limits
     default_top_k: int = 5
     max_top_k: int = 50
@@ -53,6 +55,16 @@ class Settings:
     max_batch_documents: int = 1000
     # Answering
     min_answer_score: float = 0.80
+
+    def __post_init__(self) -> None:
+        if self.passage_precision not in ("auto", "float32", "bfloat16"):
+            raise BadInputError("QA_PASSAGE_PRECISION must be auto, float32 or bfloat16")
+        for name in ("port", "chunk_max_tokens", "encode_batch_size", "default_top_k", "max_top_k",
+                     "max_question_chars", "max_body_bytes", "max_batch_documents"):
+            if getattr(self, name) < 1:
+                raise BadInputError(f"QA_{name.upper()} must be a positive number")
+        if not 1 <= self.default_top_k <= self.max_top_k:
+            raise BadInputError("QA_DEFAULT_TOP_K must lie between 1 and QA_MAX_TOP_K")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,12 +113,23 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise BadInputError(f"QA_CONFIG file {path} is not valid TOML: {exc}") from None
 
 
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def _coerce(name: str, type_name: Any, raw: Any) -> Any:
     """Parse ``raw`` (usually a string from the environment) into the field's type."""
     t = str(type_name)
     try:
         if t == "Path":
             return Path(str(raw)).expanduser()
+        if t == "bool":
+            return raw if isinstance(raw, bool) else _parse_bool(str(raw))
         if t == "int":
             return int(raw)
         if t == "float":

@@ -38,10 +38,13 @@ def resolve_model_path(settings: Settings, *, build: bool = True) -> tuple[str, 
 
 def load_encoder(settings: Settings) -> Encoder:
     """Load the configured encoder (building the default model if missing)."""
+    from qa_service.embedding.cache import CachedEncoder
     from qa_service.embedding.sentence_transformer import SentenceTransformerEncoder
 
     name, model_id = resolve_model_path(settings)
-    return SentenceTransformerEncoder(
+    encoder = SentenceTransformerEncoder(
         name, model_id=model_id, batch_size=settings.encode_batch_size,
-        threads=settings.torch_threads,
+        threads=settings.torch_threads, passage_precision=settings.passage_precision,
     )
+    cache = settings.model_cache / "embedding-cache.sqlite3" if settings.embedding_cache else None
+    return CachedEncoder(encoder, cache, variant="bf16" if encoder.passage_bf16 else "fp32")
