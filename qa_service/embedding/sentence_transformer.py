@@ -33,7 +33,9 @@ class SentenceTransformerEncoder:
         started = time.perf_counter()
         self._model = _load(name_or_path, threads)
         self.load_seconds = time.perf_counter() - started
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension")
+        dim = get_dim()
         if not dim:
             raise ModelUnavailableError(f"model {name_or_path!r} does not report an embedding size")
         self._dim = int(dim)
@@ -98,8 +100,10 @@ def cpu_has_fast_bf16() -> bool:
 
 def _load(name_or_path: str, threads: int) -> Any:
     import torch
+    import transformers
     from sentence_transformers import SentenceTransformer
 
+    transformers.utils.logging.disable_progress_bar()  # no per-load progress bars in CLI output
     if threads > 0:
         torch.set_num_threads(threads)
     local = Path(name_or_path).expanduser()
