@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),,https://download.pytorch.org/whl/cpu)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench load clean
 
 install: $(VENV)/.installed
 
@@ -37,7 +37,10 @@ lint: install
 	$(VENV)/bin/mypy
 
 bench: install
-	$(QA) bench
+	$(QA) bench retrieval
+
+load: install
+	$(PY) -m qa_service.bench.load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

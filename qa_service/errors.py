@@ -11,6 +11,8 @@
     ├── NotReadyError            503  model or index still loading
     ├── ModelUnavailableError    503  embedding model missing or cannot be loaded
     ├── IndexCorruptError        503  index directory damaged or built for another model
+    ├── StorageError             503  the disk failed a write (EIO); nothing half-written is served
+    │   └── StorageFullError     507  no space left on the device (ENOSPC, quota)
     └── LLMError                 502  the configured LLM server failed
 
 Every layer raises these; ``qa_service.api.errors`` maps them to RFC 9457 problem
@@ -26,6 +28,7 @@ class QAError(Exception):
     status_code: int = 500
     title: str = "Internal error"
     slug: str = "internal"
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -75,6 +78,7 @@ class WriterBusyError(QAError):
     status_code = 409
     title = "Index is being written"
     slug = "writer-busy"
+    retry_after_s = 5
 
 
 class NotReadyError(QAError):
@@ -93,6 +97,18 @@ class IndexCorruptError(QAError):
     status_code = 503
     title = "Index unusable"
     slug = "index-unusable"
+
+
+class StorageError(QAError):
+    status_code = 503
+    title = "Storage failed"
+    slug = "storage-failed"
+
+
+class StorageFullError(StorageError):
+    status_code = 507
+    title = "Insufficient storage"
+    slug = "storage-full"
 
 
 class LLMError(QAError):

@@ -61,6 +61,9 @@ class Citation(msgspec.Struct, kw_only=True):
     answer_start: int | None
     answer_end: int | None
     score: float
+    # Share of the cited claim's checkable facts (numbers, names) found in the quote; set by
+    # the LLM composer's support check (extractive claims quote their evidence: None).
+    support: float | None = None
 
 
 class Timings(msgspec.Struct, kw_only=True):

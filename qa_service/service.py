@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+import faiss
 import numpy as np
 
 from qa_service.answer.base import ComposeInput, Composer
-from qa_service.answer.extractive import ExtractiveComposer
-from qa_service.answer.verify import CitationProblem, verify_citations
+from qa_service.answer.pipeline import AnswerPipeline
 from qa_service.embedding.base import Encoder
-from qa_service.errors import BadInputError, IndexCorruptError
+from qa_service.errors import BadInputError, IndexCorruptError, StorageError, WriterBusyError
 from qa_service.ingest.chunker import ChunkerConfig, chunk_spans
 from qa_service.models import (
     Answer,
@@ -30,8 +33,10 @@ from qa_service.settings import Settings
 from qa_service.store.sqlite_store import PreparedDocument, Store, chunk_id, content_hash
 from qa_service.store.vector_index import (
     IndexDirectory,
+    Manifest,
     VectorIndex,
     index_from_vectors,
+    storage_error,
     updated_index,
 )
 from qa_service.text import detect_language
@@ -39,6 +44,8 @@ from qa_service.text import detect_language
 log = logging.getLogger(__name__)
 
 INGEST_BATCH_DOCUMENTS = 64
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 RELOAD_CHECK_INTERVAL_S = 1.0
 
 
@@ -66,9 +73,12 @@ class QAService:
         self.chunker = ChunkerConfig(max_tokens=settings.chunk_max_tokens)
         self.store = Store(settings.store_path)
         self.index_dir = IndexDirectory(settings.index_dir)
-        self.composer: Composer = composer or ExtractiveComposer(settings.min_answer_score)
+        # Composer selection (auto/extractive/llm), LLM fallback and citation verification.
+        self.answers = AnswerPipeline.from_settings(settings, composer)
         self._check_model()
+        started = time.perf_counter()
         self._index = self._open_index()
+        self.index_open_seconds = time.perf_counter() - started
         self._reload_lock = threading.Lock()
         self._last_reload_check = time.monotonic()
         self.retriever = Retriever(self.store, lambda: self.index)
@@ -87,50 +97,99 @@ class QAService:
             )
 
     def _open_index(self) -> VectorIndex:
-        """The current generation, verified against the store; rebuilt from the store if not."""
+        """The current generation if it matches the store; else rebuilt from the store.
+
+        The store is the source of truth: a generation that is missing, damaged, behind the
+        store or built for another model is never served. Rebuilding publishes under the
+        writer lock; when another process holds it (it is writing and will publish), the
+        rebuilt index serves from memory until that generation appears.
+        """
+        index = self._verified_current()
+        if index is not None:
+            return index
+        try:
+            with self.index_dir.writer(self.settings.writer_wait_s):
+                return self._verified_current(quiet=True) or self._rebuild()
+        except WriterBusyError:
+            log.warning("another process is writing to %s; serving an index rebuilt in memory "
+                        "until it publishes", self.settings.index_dir)
+            return VectorIndex(*self._build_from_store())
+
+    def _verified_current(self, *, quiet: bool = False) -> VectorIndex | None:
+        """The published generation when it agrees with the store and configuration."""
+        warn = log.debug if quiet else log.warning
         try:
             index = self.index_dir.load_current()
         except IndexCorruptError as exc:
-            log.warning("%s; rebuilding the index from the store", exc.detail)
-            index = None
+            warn("%s; rebuilding the index from the store", exc.detail)
+            return None
         generation = self.store.generation()
-        if (index is not None and index.manifest.store_generation == generation
-                and index.manifest.model_id == self.encoder.model_id):
+        if index is None:
+            if generation > 0:
+                warn("no index generation in %s; building it from the store",
+                     self.settings.index_dir)
+            return None
+        manifest = index.manifest
+        problem = None
+        if manifest.model_id != self.encoder.model_id or manifest.dim != self.encoder.dim:
+            problem = f"was built with model {manifest.model_id!r} (dim {manifest.dim})"
+        elif manifest.store_generation != generation:
+            problem = f"is at store generation {manifest.store_generation}, the store at {generation}"
+        elif manifest.count != self.store.counts()[1]:
+            problem = f"holds {manifest.count} vectors, the store {self.store.counts()[1]} chunks"
+        if problem is None:
             return index
-        if index is not None:
-            log.warning("index generation %s is behind the store (generation %d); rebuilding",
-                        index.manifest.name, generation)
-        return self._rebuild()
+        warn("index generation %s %s; rebuilding from the store", manifest.name, problem)
+        return None
 
-    def _rebuild(self) -> VectorIndex:
+    def _build_from_store(self) -> tuple[faiss.Index, Manifest]:
         generation, ids, vectors = self.store.all_vectors(self.encoder.dim)
         built = index_from_vectors(self.encoder.dim, ids, vectors)
-        return self.index_dir.publish(built, store_generation=generation,
-                                      model_id=self.encoder.model_id, chunker=self.chunker.as_dict())
+        manifest = Manifest(name=f"memory-g{generation:010d}", store_generation=generation,
+                            model_id=self.encoder.model_id, dim=self.encoder.dim,
+                            count=int(built.ntotal), sha256="", chunker=self.chunker.as_dict())
+        return built, manifest
+
+    def _rebuild(self) -> VectorIndex:
+        """Under the writer lock: a new generation from every vector in the store."""
+        built, manifest = self._build_from_store()
+        index = self.index_dir.publish(built, store_generation=manifest.store_generation,
+                                       model_id=self.encoder.model_id, chunker=self.chunker.as_dict())
+        log.info("published index generation %s built from the store (%d chunks)",
+                 index.manifest.name, index.size)
+        return index
 
     def _writer_base(self) -> VectorIndex:
         """Under the writer lock: the generation that matches the store, to update incrementally."""
         current = self._index
         if (self.index_dir.current_name() != current.manifest.name
                 or self.store.generation() != current.manifest.store_generation):
-            self._index = current = self._open_index()
+            self._index = current = self._verified_current() or self._rebuild()
         return current
 
     @property
     def index(self) -> VectorIndex:
-        """The live generation; picks up generations published by other processes."""
+        """The live generation; picks up newer generations published by other processes."""
         now = time.monotonic()
         if now - self._last_reload_check >= RELOAD_CHECK_INTERVAL_S:
             self._last_reload_check = now
             name = self.index_dir.current_name()
             if name is not None and name != self._index.manifest.name:
-                with self._reload_lock:
-                    try:
-                        self._index = self.index_dir.load(name)
-                    except IndexCorruptError as exc:
-                        log.warning("keeping generation %s: %s", self._index.manifest.name,
-                                    exc.detail)
+                self._reload()
         return self._index
+
+    def _reload(self) -> None:
+        with self._reload_lock:
+            current = self._index
+            try:
+                loaded = self.index_dir.load_current()
+            except IndexCorruptError as exc:
+                log.warning("keeping generation %s: %s", current.manifest.name, exc.detail)
+                return
+            # Only move forward: a writer in this process may have swapped in a newer one meanwhile.
+            newest = self._index.manifest.store_generation
+            if loaded is not None and loaded.manifest.store_generation >= newest:
+                self._index = loaded
 
     # -- ingestion ---------------------------------------------------------------------
 
@@ -142,13 +201,13 @@ class QAService:
         removed: list[int] = []
         added_ids: list[np.ndarray] = []
         added_vecs: list[np.ndarray] = []
-        with self.index_dir.writer():
+        with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
             for batch in _batches(documents, INGEST_BATCH_DOCUMENTS):
                 prepared = self._prepare(batch, report)
                 if prepared:
                     self._remember_model()
-                    result = self.store.write(prepared)
+                    result = _storing(self.store.write, prepared)
                     removed += result.removed_ids
                     added_ids.append(result.added_ids)
                     added_vecs.append(result.added_vectors)
@@ -160,9 +219,9 @@ class QAService:
         return report
 
     def delete(self, doc_id: str) -> bool:
-        with self.index_dir.writer():
+        with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
-            result = self.store.delete_document(doc_id)
+            result = _storing(self.store.delete_document, doc_id)
             if result is None:
                 return False
             self._publish(base, result.removed_ids, [], [])
@@ -174,9 +233,15 @@ class QAService:
         ids = np.concatenate(added_ids) if added_ids else np.zeros(0, np.int64)
         vecs = np.concatenate(added_vecs) if added_vecs else np.zeros((0, dim), np.float32)
         new = updated_index(base, dim, removed, ids, vecs)
-        self._index = self.index_dir.publish(
-            new, store_generation=self.store.generation(), model_id=self.encoder.model_id,
-            chunker=self.chunker.as_dict())
+        try:
+            self._index = self.index_dir.publish(
+                new, store_generation=self.store.generation(), model_id=self.encoder.model_id,
+                chunker=self.chunker.as_dict())
+        except StorageError as exc:
+            # The store committed; the old generation keeps serving and the next write or
+            # restart rebuilds the index from the store.
+            raise type(exc)(f"{exc.detail}. The change is saved in the store and becomes "
+                            "searchable after the next successful write or restart.") from exc
 
     def _remember_model(self) -> None:
         if self.store.get_meta("model_id") is None:
@@ -232,14 +297,8 @@ class QAService:
         passages, timings = self.search(question, request.top_k, request.filters)
         t0 = time.perf_counter()
         lang = detect_language(question)
-        composition = self.composer.compose(ComposeInput(question, lang, passages, request.history))
-        try:
-            verify_citations(composition.answer, composition.citations, passages)
-        except CitationProblem as exc:  # a composer bug must never reach a reader
-            log.error("dropping unverifiable answer: %s", exc)
-            composition = ExtractiveComposer(self.settings.min_answer_score).compose(
-                ComposeInput(question, lang, passages))
-            composition.fallback = True
+        composition = self.answers.compose(
+            ComposeInput(question, lang, passages, request.history), request.mode)
         timings.compose = _ms(time.perf_counter() - t0)
         timings.total = _ms(time.perf_counter() - started)
         return Answer(
@@ -260,6 +319,7 @@ class QAService:
             raise BadInputError(f"top_k must be between 1 and {self.settings.max_top_k}, got {k}")
 
     def close(self) -> None:
+        self.answers.close()
         self.store.close()
 
 
@@ -277,6 +337,19 @@ def _batches(items: Iterable[Document], size: int) -> Iterable[list[Document]]:
             batch = []
     if batch:
         yield batch
+
+
+def _storing(write: Callable[[_T], _R], arg: _T) -> _R:
+    """Run one store transaction; a full or failing disk becomes a clear StorageError."""
+    try:
+        return write(arg)
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if "full" in message:
+            raise storage_error(OSError(errno.ENOSPC, message), "writing the store") from exc
+        if "I/O" in message:
+            raise storage_error(OSError(errno.EIO, message), "writing the store") from exc
+        raise
 
 
 def _ms(seconds: float) -> float:

@@ -8,6 +8,7 @@ prints the effective values; the README table is the reference.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -39,7 +40,14 @@ class Settings:
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
+    # LLM composer: total deadline for one answer (all attempts and waits), retries on
+    # 429/5xx/network errors with jittered exponential backoff from llm_backoff_s (a
+    # Retry-After header is honoured when it fits the deadline), and reply size.
     llm_timeout_s: float = 30.0
+    llm_max_retries: int = 2
+    llm_backoff_s: float = 0.5
+    llm_max_tokens: int = 600
+    llm_prompt: str = "answer.v1"
     # Chunker: sentence-aligned windows of at most this many model tokens.
     chunk_max_tokens: int = 160
     # Encoder
@@ -53,7 +61,17 @@ class Settings:
     max_question_chars: int = 2000
     max_body_bytes: int = 20 * 1024 * 1024
     max_batch_documents: int = 1000
-    # Answering
+    max_history_turns: int = 20  # /v1/ask conversation history
+    max_history_chars: int = 20_000
+    # Access: writes need one of api_keys when set; reads too when read_requires_key.
+    read_requires_key: bool = False
+    trusted_proxies: tuple[str, ...] = ()  # IPs/CIDRs whose X-Forwarded-For is believed
+    rate_limit_per_s: float = 10.0  # requests per second per client on /v1; 0 = no limit
+    rate_limit_burst: int = 20  # requests a client may send at once before the rate applies
+    # Index lifecycle: how long a write waits for another writer before answering 409.
+    writer_wait_s: float = 10.0
+    # Answering: the extractive composer abstains when its best evidence scores below this
+    # (retrieval score plus question-term coverage; calibrated by `python -m qa_service.bench.answers`).
     min_answer_score: float = 0.80
 
     def __post_init__(self) -> None:
@@ -65,6 +83,20 @@ class Settings:
                 raise BadInputError(f"QA_{name.upper()} must be a positive number")
         if not 1 <= self.default_top_k <= self.max_top_k:
             raise BadInputError("QA_DEFAULT_TOP_K must lie between 1 and QA_MAX_TOP_K")
+        for name in ("max_history_turns", "max_history_chars", "rate_limit_per_s", "writer_wait_s"):
+            if getattr(self, name) < 0:
+                raise BadInputError(f"QA_{name.upper()} must not be negative")
+        if self.rate_limit_burst < 1:
+            raise BadInputError("QA_RATE_LIMIT_BURST must be a positive number")
+        if self.read_requires_key and not self.api_keys:
+            raise BadInputError("QA_READ_REQUIRES_KEY is set but QA_API_KEYS is empty; set both")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise BadInputError(
+                    f"QA_TRUSTED_PROXIES entry {proxy!r} is not an IP address or CIDR range"
+                ) from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -26,6 +26,8 @@ class Composition:
     citations: list[Citation] = field(default_factory=list)
     mode: str = "extractive"
     fallback: bool = False
+    # The composer's own confidence that the evidence answers (what abstention is decided on).
+    confidence: float | None = None
 
 
 class Composer(Protocol):

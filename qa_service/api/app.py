@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -14,14 +15,18 @@ from litestar import Litestar, Request, Response, delete, get, post
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from qa_service.api.problems import EXCEPTION_HANDLERS
-from qa_service.errors import NotFoundError, NotReadyError, PayloadTooLargeError
-from qa_service.ingest.documents import document_from_mapping
+from qa_service.api import access, metrics
+from qa_service.api.openapi import ASK_RESPONSES, DocumentsUpload, SSEAnswer
+from qa_service.api.problems import EXCEPTION_HANDLERS, problem_responses
+from qa_service.api.web import WEB_ROUTES
+from qa_service.errors import BadInputError, NotFoundError, NotReadyError, PayloadTooLargeError
+from qa_service.ingest.documents import document_from_mapping, parse_datetime
 from qa_service.models import Answer, AskRequest, Document, Filters, Passage
 from qa_service.service import QAService
 from qa_service.settings import Settings
@@ -30,6 +35,12 @@ log = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[Settings], QAService]
 SSE_DELTA_CHARS = 24
+BEARER = "bearerAuth"
+# The schema is the same for every configuration: a bearer key, or none when the server has
+# no QA_API_KEYS (writes) or does not set QA_READ_REQUIRES_KEY (reads).
+KEY_WHEN_CONFIGURED: list[dict[str, list[str]]] = [{}, {BEARER: []}]
+# Problem responses every /v1 operation can give: rate limited, and not loaded yet.
+V1_PROBLEMS = (429, 503)
 
 
 class SearchResponse(msgspec.Struct, kw_only=True):
@@ -62,14 +73,17 @@ class _Holder:
         self._factory = factory
         self.service: NamedDependency[QAService] | None = None
         self.error: str | None = None
+        self.load_seconds: float | None = None
         self._thread = threading.Thread(target=self._load, name="qa-load", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _load(self) -> None:
+        started = time.perf_counter()
         try:
             self.service = self._factory(self.settings)
+            self.load_seconds = time.perf_counter() - started
         except Exception as exc:  # reported by /readyz and every request, never swallowed
             self.error = getattr(exc, "detail", None) or repr(exc)
             log.error("service failed to load: %s", self.error)
@@ -108,18 +122,31 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
     def provide_holder() -> _Holder:
         return holder
 
-    cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
+    cors = CORSConfig(allow_origins=list(settings.cors_origins), allow_headers=["Authorization",
+                      "Content-Type", "Accept"]) if settings.cors_origins else None
+    app_metrics = metrics.Metrics(holder)
     return Litestar(
-        route_handlers=[ask, search, add_documents, get_document, delete_document, healthz, readyz],
+        route_handlers=[ask, search, add_documents, get_document, delete_document, healthz, readyz,
+                        prometheus_metrics, *WEB_ROUTES],
         dependencies={"service": Provide(provide_service, sync_to_thread=False),
                       "holder": Provide(provide_holder, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         cors_config=cors,
+        guards=[access.access_guard],
+        middleware=[metrics.MetricsMiddleware(app_metrics)],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="qa-service", version="0.1.0",
-                                     description="Cited answers from news articles (Arabic/English)."),
-        state=State({"settings": settings}),
+        openapi_config=OpenAPIConfig(
+            title="qa-service", version="0.1.0",
+            description="Cited answers from news articles (Arabic/English). Errors are RFC 9457 "
+                        "problem+json. Writes need `Authorization: Bearer <key>` when the server "
+                        "has API keys; reads too when it sets QA_READ_REQUIRES_KEY.",
+            components=Components(security_schemes={
+                BEARER: SecurityScheme(type="http", scheme="bearer",
+                                       description="one of the keys in QA_API_KEYS")}),
+        ),
+        state=State({"settings": settings, access.STATE_KEY: access.AccessControl(settings),
+                     metrics.STATE_KEY: app_metrics}),
     )
 
 
@@ -129,9 +156,12 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
 ASK_SUMMARY = "Answer a question with citations (JSON, or SSE with Accept: text/event-stream)"
 
 
-@post("/v1/ask", sync_to_thread=True, status_code=200, summary=ASK_SUMMARY)
+@post("/v1/ask", sync_to_thread=True, status_code=200, summary=ASK_SUMMARY,
+      opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED, responses=ASK_RESPONSES,
+      operation_class=SSEAnswer)
 def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService],
         request: Request[Any, Any, Any]) -> Response[Any]:
+    check_ask(data, request.app.state.settings)
     answer = service.ask(data)
     if "text/event-stream" in request.headers.get("accept", ""):
         return ServerSentEvent(_sse_events(answer))
@@ -151,7 +181,28 @@ def _sse_events(answer: Answer) -> Iterator[ServerSentEventMessage]:
     yield ServerSentEventMessage(event="done", data=encode(answer).decode())
 
 
-@get("/v1/search", sync_to_thread=True, summary="Ranked passages without composing an answer")
+def check_ask(data: AskRequest, settings: Settings) -> None:
+    """Limits the service itself does not know about: history size and filter dates."""
+    if len(data.history) > settings.max_history_turns:
+        raise BadInputError(f"history has {len(data.history)} turns; the limit is "
+                            f"{settings.max_history_turns}")
+    history_chars = sum(len(turn.content) for turn in data.history)
+    if history_chars > settings.max_history_chars:
+        raise BadInputError(f"history has {history_chars} characters; the limit is "
+                            f"{settings.max_history_chars}")
+    if data.filters is not None:
+        check_dates(data.filters.published_after, data.filters.published_before, "filters.")
+
+
+def check_dates(after: str | None, before: str | None, prefix: str = "") -> None:
+    """Filter dates must be ISO 8601; a typo would otherwise silently filter everything out."""
+    parse_datetime(after, f"{prefix}published_after")
+    parse_datetime(before, f"{prefix}published_before")
+
+
+@get("/v1/search", sync_to_thread=True, summary="Ranked passages without composing an answer",
+     opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED,
+     responses=problem_responses(400, 401, *V1_PROBLEMS))
 def search(
     service: NamedDependency[QAService],
     q: Annotated[str, Parameter(description="the question or query", min_length=1)],
@@ -162,6 +213,7 @@ def search(
     published_before: Annotated[str | None, Parameter(description="ISO date, inclusive")] = None,
 ) -> SearchResponse:
     filters = None
+    check_dates(published_after, published_before)
     if source or lang or published_after or published_before:
         filters = Filters(source=source, lang=lang, published_after=published_after,
                           published_before=published_before)
@@ -173,7 +225,10 @@ def search(
 
 
 @post("/v1/documents", status_code=201,
-      summary="Add or replace documents: one object, a list, or application/x-ndjson")
+      summary="Add or replace documents: one object, a list, or application/x-ndjson",
+      opt={access.ACCESS_OPT: access.WRITE}, security=KEY_WHEN_CONFIGURED,
+      operation_class=DocumentsUpload,
+      responses=problem_responses(400, 401, 409, 413, *V1_PROBLEMS, 507))
 async def add_documents(service: NamedDependency[QAService],
                         request: Request[Any, Any, Any]) -> IngestResponse:
     settings: Settings = request.app.state.settings
@@ -185,7 +240,9 @@ async def add_documents(service: NamedDependency[QAService],
                           chunks=report.chunks, ids=[d.id for d in docs])
 
 
-@get("/v1/documents/{doc_id:str}", sync_to_thread=True, summary="A stored document")
+@get("/v1/documents/{doc_id:str}", sync_to_thread=True, summary="A stored document",
+     opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED,
+     responses=problem_responses(401, 404, *V1_PROBLEMS))
 def get_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> Document:
     doc = service.store.get_document(doc_id)
     if doc is None:
@@ -194,7 +251,8 @@ def get_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> 
 
 
 @delete("/v1/documents/{doc_id:str}", sync_to_thread=True, status_code=204,
-        summary="Delete a document and its chunks")
+        summary="Delete a document and its chunks", opt={access.ACCESS_OPT: access.WRITE},
+        security=KEY_WHEN_CONFIGURED, responses=problem_responses(401, 404, 409, *V1_PROBLEMS, 507))
 def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> None:
     if not service.delete(doc_id):
         raise NotFoundError(f"no document with id {doc_id!r}")
@@ -208,7 +266,8 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", sync_to_thread=False, summary="Readiness: model and index loaded")
+@get("/readyz", sync_to_thread=True, summary="Readiness: model and index loaded",
+     responses={503: ResponseSpec(data_container=Health, description="still loading, or failed")})
 def readyz(holder: NamedDependency[_Holder]) -> Response[Health]:
     service = holder.service
     if service is None:
@@ -219,20 +278,27 @@ def readyz(holder: NamedDependency[_Holder]) -> Response[Health]:
                            generation=service.index.manifest.name, model=service.encoder.model_id))
 
 
+@get("/metrics", sync_to_thread=True, media_type=metrics.CONTENT_TYPE,
+     summary="Prometheus metrics: requests by route and status, index and model state")
+def prometheus_metrics(request: Request[Any, Any, Any]) -> bytes:
+    app_metrics: metrics.Metrics = request.app.state[metrics.STATE_KEY]
+    return app_metrics.render()
+
+
 def parse_documents(body: bytes, content_type: str, limit: int) -> list[Document]:
     """One JSON object, a JSON list, or NDJSON lines → validated documents."""
-    from qa_service.errors import BadInputError
-
     if not body.strip():
         raise BadInputError("the body is empty; send a JSON document, a list, or NDJSON")
-    try:
-        if "ndjson" in content_type or "jsonl" in content_type:
-            raw = [msgspec.json.decode(line) for line in body.splitlines() if line.strip()]
-        else:
-            decoded = msgspec.json.decode(body)
-            raw = decoded if isinstance(decoded, list) else [decoded]
-    except msgspec.DecodeError as exc:
-        raise BadInputError(f"the body is not valid JSON: {exc}") from None
+    raw: list[Any] = []
+    if "ndjson" in content_type or "jsonl" in content_type:
+        for number, line in enumerate(body.splitlines(), start=1):
+            if line.strip():
+                raw.append(_decode_json(line, f"line {number}"))
+    else:
+        decoded = _decode_json(body, "the body")
+        raw = decoded if isinstance(decoded, list) else [decoded]
+    if not raw:
+        raise BadInputError("no documents in the body; send at least one")
     if len(raw) > limit:
         raise PayloadTooLargeError(f"{len(raw)} documents in one request; the limit is {limit}")
     docs = []
@@ -242,3 +308,10 @@ def parse_documents(body: bytes, content_type: str, limit: int) -> list[Document
         except BadInputError as exc:
             raise BadInputError(f"document {i}: {exc.detail}") from None
     return docs
+
+
+def _decode_json(data: bytes, where: str) -> Any:
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise BadInputError(f"{where} is not valid JSON: {exc}") from None

@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
-from qa_service.errors import QAError, RateLimitedError
+from qa_service.errors import QAError, UnauthorizedError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://qa-service.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemDetails(msgspec.Struct, kw_only=True):
+    """RFC 9457 problem details: every error response has this body."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | None = None  # validation failures, one per field
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem responses an operation can answer."""
+    return {status: ResponseSpec(data_container=ProblemDetails, media_type=MEDIA_TYPE,
+                                 description=_reason(status), generate_examples=False)
+            for status in statuses}
 
 
 def problem(status: int, title: str, detail: str, slug: str, instance: str,
@@ -24,7 +45,11 @@ def problem(status: int, title: str, detail: str, slug: str, instance: str,
 
 
 def qa_error_handler(request: Request[Any, Any, Any], exc: QAError) -> Response[dict[str, Any]]:
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimitedError) else None
+    headers = {}
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if isinstance(exc, UnauthorizedError):
+        headers["WWW-Authenticate"] = 'Bearer realm="qa-service"'
     return problem(exc.status_code, exc.title, exc.detail, exc.slug, request.url.path, headers)
 
 
@@ -51,8 +76,6 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

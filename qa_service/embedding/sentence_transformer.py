@@ -103,7 +103,7 @@ def _load(name_or_path: str, threads: int) -> Any:
     import transformers
     from sentence_transformers import SentenceTransformer
 
-    transformers.utils.logging.disable_progress_bar()  # no per-load progress bars in CLI output
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # quiet CLI
     if threads > 0:
         torch.set_num_threads(threads)
     local = Path(name_or_path).expanduser()

@@ -1,44 +1,182 @@
-"""The Retriever: turns a question (and its vector) into ranked, filtered passages."""
+"""The Retriever: turns a question (and its vector) into ranked, filtered passages.
+
+Hybrid retrieval that knows the question's language (see README "Retrieval"):
+
+1. Dense: inner product over the live FAISS generation.
+2. Lexical, same language: BM25 (SQLite FTS5) over the analysed chunk text, counted only
+   for passages written in the question's language. Lexical matching of an English
+   question against Arabic text only promotes noise (rare Latin tokens), so it is never
+   used across languages.
+3. Cross-language signals for passages in another language than the question: anchors
+   (numbers and Latin-script names, which read the same in both), and pseudo-relevance
+   feedback: the best dense passages' own terms, searched with BM25.
+4. Weighted reciprocal-rank fusion, demotion of noisy chunks (captions, copied
+   paragraphs, site furniture), and the recency policy: near-ties go to the newer article.
+
+Filters are applied inside each ranking, never by shortening the result list.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
 
+import faiss
 import numpy as np
 
 from qa_service.models import Filters, Passage
+from qa_service.retrieval.filters import Condition, all_allowed, allowed_among, condition
+from qa_service.retrieval.fusion import Ranked, feedback_terms, recency_order, rrf
+from qa_service.retrieval.lexical import (
+    Column,
+    LexicalSearcher,
+    anchor_terms,
+    chunk_rows,
+    question_terms,
+)
+from qa_service.store import ann
 from qa_service.store.sqlite_store import Store
 from qa_service.store.vector_index import VectorIndex
+from qa_service.text import detect_language
 
-# With filters, fetch this many times k from FAISS before filtering in the store.
-FILTER_OVERSAMPLE = 8
+Method = Literal["dense", "lexical", "naive", "hybrid"]
+
+# With filters, first look this many times deeper in the dense ranking; when too few of
+# those pass, the filter is selective and only the chunks it allows are searched.
+FILTER_OVERSAMPLE: Final = 4
+# Fused candidates beyond k that are re-ranked by noise and recency (a demoted chunk
+# makes room for one below it).
+FINAL_HEADROOM: Final = 20
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How rankings are made and fused. Defaults are the measured best (see README)."""
+
+    method: Method = "hybrid"
+    candidates: int = 100  # depth of each ranking that is fused
+    column: Column = "terms"  # "stems": Light10 / S-stemmed terms
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0  # BM25 with the question's own terms (same language only)
+    anchor_weight: float = 0.5  # numbers and Latin names, across languages
+    prf_weight: float = 0.5  # pseudo-relevance feedback from the top dense passages
+    prf_passages: int = 3
+    prf_terms: int = 20
+    prf_same_language: bool = False  # also use PRF when question and passage share a language
+    noise_penalty: float = 0.5  # relevance x (1 - penalty x noise share of the chunk)
+    recency_margin: float = 0.02  # relative relevance gap under which newer ranks first
 
 
 class Retriever:
-    """Dense retrieval over the current generation; filters applied to the stored attribution."""
+    """Hybrid retrieval over the current generation and the store's lexical index."""
 
-    def __init__(self, store: Store, index: Callable[[], VectorIndex]) -> None:
+    def __init__(self, store: Store, index: Callable[[], VectorIndex],
+                 config: RetrievalConfig | None = None) -> None:
         self._store = store
         self._index = index
+        self._lexical = LexicalSearcher(store)
+        self.config = config or RetrievalConfig()
 
     def retrieve(self, question: str, qvec: np.ndarray, k: int,
-                 filters: Filters | None = None) -> list[Passage]:
-        fetch = k * FILTER_OVERSAMPLE if filters else k
-        scores, ids = self._index().search(qvec, fetch)
-        keep = ids[0] >= 0
-        passages = self._store.passages(ids[0][keep].tolist(), scores[0][keep].tolist())
-        if filters:
-            passages = [p for p in passages if matches(p, filters)]
-        return passages[:k]
+                 filters: Filters | None = None, config: RetrievalConfig | None = None) -> list[Passage]:
+        """The ``k`` best passages for ``question`` (``qvec``: its query embedding, shape (1, dim))."""
+        cfg = config or self.config
+        cond = condition(filters)
+        depth = max(cfg.candidates, k)
+        dense = self._dense(qvec, depth, cond) if cfg.method != "lexical" else []
+        rankings = self._rankings(question, dense, depth, cond, cfg)
+        fused = rrf(rankings)
+        if not fused:
+            return []
+        return self._passages(fused, dict(dense), qvec, k, cfg)
 
+    # -- rankings ----------------------------------------------------------------------
 
-def matches(p: Passage, f: Filters) -> bool:
-    """Whether a passage passes the source / lang / date filters (dates compared by day)."""
-    if f.source and p.source not in f.source:
-        return False
-    if f.lang and p.lang != f.lang:
-        return False
-    date = (p.published_at or "")[:10]
-    if f.published_after and (not date or date < f.published_after[:10]):
-        return False
-    return not (f.published_before and (not date or date > f.published_before[:10]))
+    def _rankings(self, question: str, dense: list[tuple[int, float]], depth: int,
+                  cond: Condition, cfg: RetrievalConfig) -> list[tuple[list[int], float]]:
+        dense_ids = [rid for rid, _ in dense]
+        if cfg.method == "dense":
+            return [(dense_ids, 1.0)]
+        terms = question_terms(question, cfg.column)
+        if cfg.method in ("lexical", "naive"):  # language-blind baselines
+            lexical = [h.rowid for h in self._lexical.search(terms, depth, cfg.column, cond)]
+            return [(lexical, 1.0)] if cfg.method == "lexical" else [(dense_ids, 1.0), (lexical, 1.0)]
+        lang = detect_language(question)
+        same = self._lexical.search(terms, depth, cfg.column, cond.also("d.lang = ?", lang))
+        rankings = [(dense_ids, cfg.dense_weight), ([h.rowid for h in same], cfg.lexical_weight)]
+        other = cond.also("d.lang != ?", lang)
+        if cfg.anchor_weight > 0:
+            anchors = anchor_terms(question)
+            hits = self._lexical.search(anchors, depth, "terms", other)
+            rankings.append(([h.rowid for h in hits], cfg.anchor_weight))
+        if cfg.prf_weight > 0:
+            prf_cond = cond if cfg.prf_same_language else other
+            rankings.append((self._feedback(dense_ids, terms, depth, prf_cond, cfg), cfg.prf_weight))
+        return rankings
+
+    def _feedback(self, dense_ids: list[int], terms: list[str], depth: int, cond: Condition,
+                  cfg: RetrievalConfig) -> list[int]:
+        """BM25 ranking for terms taken from the best dense passages that ``cond`` allows."""
+        window = dense_ids[:cfg.prf_passages * FILTER_OVERSAMPLE]
+        allowed = allowed_among(self._store, window, cond)
+        top = [rid for rid in window if rid in allowed][:cfg.prf_passages]
+        if not top:
+            return []
+        by_id = self._lexical.chunk_terms(top, cfg.column)
+        docs = [by_id.get(rid, []) for rid in top]
+        vocabulary = sorted({t for d in docs for t in d})
+        total, df = self._lexical.document_frequencies(vocabulary, cfg.column)
+        expansion = feedback_terms(docs, df, total, cfg.prf_terms, exclude=frozenset(terms))
+        return [h.rowid for h in self._lexical.search(expansion, depth, cfg.column, cond)]
+
+    def _dense(self, qvec: np.ndarray, depth: int, cond: Condition) -> list[tuple[int, float]]:
+        """Top ``depth`` (chunk id, cosine) allowed by ``cond``."""
+        vindex = self._index()
+        if vindex.size == 0:
+            return []
+        query = np.ascontiguousarray(qvec, dtype=np.float32).reshape(1, -1)
+        if cond.always:
+            scores, ids = vindex.search(query, depth)
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        fetch = min(depth * FILTER_OVERSAMPLE, vindex.size)
+        scores, ids = vindex.search(query, fetch)
+        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        keep = allowed_among(self._store, [rid for rid, _ in pairs], cond)
+        hits = [(rid, s) for rid, s in pairs if rid in keep]
+        if len(hits) >= depth or fetch >= vindex.size:
+            return hits[:depth]
+        # Selective filter: search exactly the chunks it allows.
+        allowed = all_allowed(self._store, cond)
+        if not len(allowed):
+            return []
+        # Exact among the allowed chunks whatever the index kind (IVF needs its own parameters).
+        params = ann.exact_search_parameters(vindex.index, faiss.IDSelectorBatch(allowed))
+        k = int(min(depth, len(allowed)))
+        scores, ids = vindex.index.search(query, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    # -- final list --------------------------------------------------------------------
+
+    def _passages(self, fused: dict[int, float], cosine: dict[int, float], qvec: np.ndarray,
+                  k: int, cfg: RetrievalConfig) -> list[Passage]:
+        """Demote noise, apply the recency policy, and attach attribution and cosines."""
+        head = sorted(fused, key=fused.__getitem__, reverse=True)[:k + FINAL_HEADROOM]
+        # The baselines (dense, lexical, naive) are measured as they are: no noise rule.
+        hybrid = cfg.method == "hybrid"
+        noise = self._lexical.noise_shares(head) if hybrid and cfg.noise_penalty > 0 else {}
+        rows = chunk_rows(self._store, head)  # chunks deleted meanwhile are absent
+        query = np.asarray(qvec, dtype=np.float32).reshape(-1)
+        for rid, (_, vector) in rows.items():
+            if rid not in cosine:  # found only lexically
+                cosine[rid] = float(vector @ query)
+        live = [rid for rid in head if rid in rows]
+        by_chunk = {p.chunk_id: p for p in self._store.passages(live, [cosine[r] for r in live])}
+        by_rowid = {rid: by_chunk[rows[rid][0]] for rid in live if rows[rid][0] in by_chunk}
+        ranked = [Ranked(rid, fused[rid] * (1.0 - cfg.noise_penalty * noise.get(rid, 0.0)),
+                         by_rowid[rid].published_at) for rid in live if rid in by_rowid]
+        if hybrid:
+            ranked = recency_order(ranked, cfg.recency_margin)
+        else:
+            ranked.sort(key=lambda r: r.relevance, reverse=True)
+        return [by_rowid[r.rowid] for r in ranked[:k]]

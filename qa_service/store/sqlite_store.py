@@ -23,6 +23,7 @@ import numpy.typing as npt
 from qa_service.embedding.base import Vectors
 from qa_service.errors import IndexCorruptError
 from qa_service.models import Chunk, Document, Passage
+from qa_service.store import lexical
 
 # Numbered migrations: index i upgrades schema version i -> i+1.
 MIGRATIONS: tuple[str, ...] = (
@@ -44,6 +45,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX chunks_by_document ON chunks(document_id, ord);
     INSERT INTO meta VALUES ('generation', '0');
     """,
+    lexical.LEXICAL_MIGRATION,
 )
 
 _PASSAGE_SQL = """
@@ -55,9 +57,12 @@ _PASSAGE_SQL = """
 
 
 def content_hash(doc: Document) -> str:
-    """Hash of everything stored for a document: unchanged articles are skipped on re-ingest."""
+    """Hash of everything stored for a document: unchanged articles are skipped on re-ingest.
+
+    The id is part of it, so two documents with the same text never share chunk ids.
+    """
     payload = json.dumps(
-        [doc.title, doc.text, doc.url, doc.source, doc.published_at, doc.lang, doc.metadata],
+        [doc.id, doc.title, doc.text, doc.url, doc.source, doc.published_at, doc.lang, doc.metadata],
         ensure_ascii=False, sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -95,6 +100,7 @@ class Store:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._migrate()
+        self._ensure_lexical()
 
     # -- connections -------------------------------------------------------------------
 
@@ -116,10 +122,13 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite has already rolled back after some errors (disk full, I/O error);
+                # a second ROLLBACK would raise and hide the error that matters.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         conn = self._conn()
@@ -137,6 +146,17 @@ class Store:
                     if statement.strip():
                         tx.execute(statement)
                 tx.execute(f"PRAGMA user_version = {target}")
+
+    def _ensure_lexical(self) -> None:
+        """Re-analyse the lexical tables when they were written by another analyzer version."""
+        if self.get_meta(lexical.ANALYZER_META_KEY) == lexical.ANALYZER_VERSION:
+            return
+        with self._transaction() as tx:
+            lexical.reanalyse(tx)
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection, for read-only queries of the derived (lexical) tables."""
+        return self._conn()
 
     # -- metadata ----------------------------------------------------------------------
 
@@ -201,6 +221,7 @@ class Store:
                     (doc.id, item.content_hash, doc.title, doc.text, doc.url, doc.source,
                      doc.published_at, doc.lang, json.dumps(doc.metadata, ensure_ascii=False), now),
                 )
+                rows: list[lexical.ChunkRow] = []
                 for chunk, vec in zip(item.chunks, item.vectors, strict=True):
                     cur = tx.execute(
                         'INSERT INTO chunks(id, document_id, ord, start, "end", vector) '
@@ -209,6 +230,8 @@ class Store:
                          np.ascontiguousarray(vec, dtype=np.float32).tobytes()),
                     )
                     added_ids.append(int(cur.lastrowid or 0))
+                    rows.append(lexical.ChunkRow(added_ids[-1], chunk.start, chunk.end))
+                lexical.add_chunks(tx, doc.id, doc.title, doc.text, rows)
                 vectors.append(item.vectors)
             generation = self._bump_generation(tx)
         dim = vectors[0].shape[1] if vectors else 0
@@ -233,6 +256,7 @@ class Store:
         ids = [int(r[0]) for r in tx.execute("SELECT rowid FROM chunks WHERE document_id = ?",
                                              (doc_id,))]
         tx.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
+        lexical.delete_chunks(tx, ids)
         return ids
 
     @staticmethod

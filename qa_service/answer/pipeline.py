@@ -1,0 +1,66 @@
+"""Which composer answers, what happens when it fails, and the verification every answer passes.
+
+``mode: auto`` uses the LLM composer when one is configured, else the extractive one;
+``llm`` insists on the LLM (the service refuses it when none is configured); ``extractive``
+never calls out. An LLM that fails (unreachable, too slow, refusing, or replying with
+nothing that survives validation) is replaced by the extractive answer, marked
+``fallback: true``. Every answer of every mode passes ``verify_citations`` before it
+leaves; an answer that does not is never shown (the extractive answer, or an abstention,
+takes its place).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from qa_service.answer.base import ComposeInput, Composer, Composition
+from qa_service.answer.extractive import ExtractiveComposer, abstention
+from qa_service.answer.llm import LLMComposer, LLMError
+from qa_service.answer.verify import CitationProblem, verify_citations
+from qa_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AnswerPipeline:
+    """Composer selection, fallback and verification (the service's one entry point to answering)."""
+
+    def __init__(self, extractive: Composer, llm: LLMComposer | None = None) -> None:
+        self.extractive = extractive
+        self.llm = llm
+
+    @classmethod
+    def from_settings(cls, settings: Settings, extractive: Composer | None = None) -> AnswerPipeline:
+        llm = LLMComposer.from_settings(settings) if settings.llm_configured else None
+        return cls(extractive or ExtractiveComposer(settings.min_answer_score), llm)
+
+    def compose(self, request: ComposeInput, mode: str = "auto") -> Composition:
+        """The verified answer for ``request`` in ``mode`` ("auto", "extractive" or "llm")."""
+        if self.llm is not None and mode in ("auto", "llm"):
+            try:
+                return self._verified(self.llm.compose(request), request)
+            except (LLMError, CitationProblem) as exc:
+                log.warning("LLM answer replaced by the extractive one: %s", exc)
+                composition = self._extractive(request)
+                composition.fallback = True
+                return composition
+        return self._extractive(request)
+
+    def _extractive(self, request: ComposeInput) -> Composition:
+        try:
+            return self._verified(self.extractive.compose(request), request)
+        except CitationProblem as exc:  # a composer bug must never reach a reader
+            log.error("dropping an unverifiable extractive answer: %s", exc)
+            composition = abstention(request.question_lang, confidence=None)
+            composition.fallback = True
+            return composition
+
+    @staticmethod
+    def _verified(composition: Composition, request: ComposeInput) -> Composition:
+        verify_citations(composition.answer, composition.citations, request.passages,
+                         abstained=composition.abstained)
+        return composition
+
+    def close(self) -> None:
+        if self.llm is not None:
+            self.llm.close()

@@ -1,0 +1,175 @@
+"""Lexical (BM25) search over the store's FTS5 table, and the query-side term analysis."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from qa_service.retrieval.filters import Condition
+from qa_service.store.lexical import SITE_BOILERPLATE_MIN_DOCUMENTS
+from qa_service.store.sqlite_store import Store
+from qa_service.text import light_stem, tokenize, tokenize_with_spans
+
+Column = Literal["terms", "stems"]
+
+# SQLite caps bound parameters; candidate lists are far shorter, but batch to be safe.
+SQL_BATCH: Final = 500
+# A Latin-script term in a non-Latin question is a name, acronym or brand ("ISIS", "MBC"):
+# those carry across languages. Shorter ones are too ambiguous.
+MIN_ANCHOR_LETTERS: Final = 2
+
+_LATIN_TERM_RE: Final = re.compile(r"[a-z][a-z0-9.]*")
+_NUMBER_TERM_RE: Final = re.compile(r"[0-9][0-9.]*")
+_WORD_RE: Final = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True)
+class LexicalHit:
+    rowid: int
+    score: float  # BM25, larger is better
+
+
+def question_terms(question: str, column: Column) -> list[str]:
+    """Distinct lexical terms of a question in the analysis of ``column``, in order."""
+    terms = tokenize(question)
+    if column == "stems":
+        terms = [light_stem(t) for t in terms]
+    return list(dict.fromkeys(terms))
+
+
+def anchor_terms(question: str) -> list[str]:
+    """Terms that match across languages: numbers and Latin-script names or acronyms.
+
+    An English question shares no words with Arabic text except these ("1990", "2500",
+    "NATO" written in Latin letters inside an Arabic article). A Latin word counts as a
+    name when it is capitalised in the question and is not its first word.
+    """
+    first_word = _WORD_RE.search(question)
+    first = first_word.start() if first_word else 0
+    out: list[str] = []
+    for term, start, _ in tokenize_with_spans(question):
+        if _NUMBER_TERM_RE.fullmatch(term) or (
+                _LATIN_TERM_RE.fullmatch(term) and len(term) >= MIN_ANCHOR_LETTERS
+                and start > first and question[start].isupper()):
+            out.append(term)
+    return list(dict.fromkeys(out))
+
+
+def match_expression(terms: Sequence[str], column: Column) -> str:
+    """An FTS5 query matching any of ``terms`` in ``column`` (terms are quoted verbatim)."""
+    quoted = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    return f"{column} : ({quoted})"
+
+
+class LexicalSearcher:
+    """BM25 queries, term statistics and noise shares, over one store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def search(self, terms: Sequence[str], limit: int, column: Column = "terms",
+               cond: Condition | None = None) -> list[LexicalHit]:
+        """Top ``limit`` chunks by BM25 for any of ``terms``, among those ``cond`` allows."""
+        if not terms or limit <= 0:
+            return []
+        expr = match_expression(terms, column)
+        if cond is None or cond.always:
+            rows = self._store.reader().execute(
+                "SELECT rowid, rank FROM lexical WHERE lexical MATCH ? ORDER BY rank LIMIT ?",
+                (expr, limit))
+        else:
+            rows = self._store.reader().execute(
+                "SELECT l.rowid, l.rank FROM lexical l JOIN chunks c ON c.rowid = l.rowid "
+                f"JOIN documents d ON d.id = c.document_id WHERE lexical MATCH ? AND {cond.sql} "
+                "ORDER BY l.rank LIMIT ?", (expr, *cond.args, limit))
+        # FTS5's rank is -BM25 (smaller is better); report BM25 itself.
+        return [LexicalHit(int(r[0]), -float(r[1])) for r in rows]
+
+    def chunk_terms(self, rowids: Sequence[int], column: Column = "terms") -> dict[int, list[str]]:
+        """The analysed terms of each chunk (for pseudo-relevance feedback)."""
+        out: dict[int, list[str]] = {}
+        conn = self._store.reader()
+        for i in range(0, len(rowids), SQL_BATCH):
+            batch = list(rowids[i:i + SQL_BATCH])
+            marks = ",".join("?" * len(batch))
+            for rid, text in conn.execute(
+                    f"SELECT rowid, {column} FROM lexical WHERE rowid IN ({marks})", batch):
+                out[int(rid)] = str(text).split()
+        return out
+
+    def document_frequencies(self, terms: Sequence[str],
+                             column: Column = "terms") -> tuple[int, dict[str, int]]:
+        """Number of indexed chunks, and in how many of them each term occurs."""
+        conn = self._store.reader()
+        total = int(conn.execute("SELECT count(*) FROM chunk_noise").fetchone()[0])
+        df: dict[str, int] = {}
+        for term in terms:
+            expr = f'{column} : "{term}"'
+            df[term] = int(conn.execute(
+                "SELECT count(*) FROM lexical WHERE lexical MATCH ?", (expr,)).fetchone()[0])
+        return total, df
+
+    def noise_shares(self, rowids: Sequence[int]) -> dict[int, float]:
+        """Share (0-1) of each chunk's text that is noise.
+
+        Noise is caption/credit/navigation lines, plus paragraphs that also appear in other
+        articles where this article is not the first one to carry them (earliest
+        ``published_at``, then first ingested), plus paragraphs found in so many articles
+        that they are site furniture.
+        """
+        if not rowids:
+            return {}
+        conn = self._store.reader()
+        shares: dict[int, float] = {}
+        for i in range(0, len(rowids), SQL_BATCH):
+            batch = list(rowids[i:i + SQL_BATCH])
+            marks = ",".join("?" * len(batch))
+            chars: dict[int, int] = {}
+            noisy: Counter[int] = Counter()
+            for rid, n, captions in conn.execute(
+                    f"SELECT rowid, chars, caption_chars FROM chunk_noise WHERE rowid IN ({marks})",
+                    batch):
+                chars[int(rid)] = int(n)
+                noisy[int(rid)] += int(captions)
+            for rid, n in conn.execute(_COPIED_SQL.format(marks=marks),
+                                       [*batch, SITE_BOILERPLATE_MIN_DOCUMENTS]):
+                noisy[int(rid)] += int(n)
+            for rid, n in chars.items():
+                shares[rid] = min(1.0, noisy[rid] / n)
+        return shares
+
+
+# Paragraph occurrences of the given chunks that are copies: the paragraph is held by
+# another document that carried it first, or by so many documents that it is furniture.
+_COPIED_SQL: Final = """
+    SELECT p.chunk_rowid, p.chars FROM paragraphs p
+    JOIN documents me ON me.id = p.document_id
+    WHERE p.chunk_rowid IN ({marks}) AND (
+        EXISTS (
+            SELECT 1 FROM paragraphs q JOIN documents other ON other.id = q.document_id
+            WHERE q.hash = p.hash AND q.document_id != p.document_id AND (
+                coalesce(other.published_at, '9999') < coalesce(me.published_at, '9999')
+                OR (coalesce(other.published_at, '9999') = coalesce(me.published_at, '9999')
+                    AND q.chunk_rowid < p.chunk_rowid)))
+        OR (SELECT count(DISTINCT q.document_id) FROM paragraphs q WHERE q.hash = p.hash) >= ?
+    )
+"""
+
+
+def chunk_rows(store: Store, rowids: Sequence[int]) -> dict[int, tuple[str, npt.NDArray[np.float32]]]:
+    """Chunk id and stored vector of each chunk among ``rowids`` that still exists."""
+    out: dict[int, tuple[str, npt.NDArray[np.float32]]] = {}
+    conn = store.reader()
+    for i in range(0, len(rowids), SQL_BATCH):
+        batch = list(rowids[i:i + SQL_BATCH])
+        marks = ",".join("?" * len(batch))
+        for rid, cid, blob in conn.execute(
+                f"SELECT rowid, id, vector FROM chunks WHERE rowid IN ({marks})", batch):
+            out[int(rid)] = (str(cid), np.frombuffer(blob, dtype=np.float32))
+    return out
