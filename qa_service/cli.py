@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_retrieval_bench_arguments(b)
     b.set_defaults(func=cmd_bench_retrieval)
+    from qa_service.bench.suite import add_parsers as add_performance_bench_parsers
+
+    add_performance_bench_parsers(bsub, cmd_bench_performance)
 
     p = sub.add_parser("config", help="print the effective settings")
     p.set_defaults(func=cmd_config)
@@ -237,6 +240,12 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.eval.runner import run_from_args
 
     return run_from_args(args, settings)
+
+
+def cmd_bench_performance(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.bench.suite import run
+
+    return run(args, settings)
 
 
 def cmd_bench_retrieval(args: argparse.Namespace, settings: Settings) -> int:

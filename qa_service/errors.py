@@ -15,7 +15,7 @@
     │   └── StorageFullError     507  no space left on the device (ENOSPC, quota)
     └── LLMError                 502  the configured LLM server failed
 
-Every layer raises these; ``qa_service.api.errors`` maps them to RFC 9457 problem
+Every layer raises these; ``qa_service.api.problems`` maps them to RFC 9457 problem
 responses in one place and the CLI prints ``detail`` and exits non-zero.
 """
 

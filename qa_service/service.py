@@ -30,6 +30,7 @@ from qa_service.models import (
 )
 from qa_service.retrieval import Retriever
 from qa_service.settings import Settings
+from qa_service.store.ann import AnnPolicy
 from qa_service.store.sqlite_store import PreparedDocument, Store, chunk_id, content_hash
 from qa_service.store.vector_index import (
     IndexDirectory,
@@ -71,6 +72,7 @@ class QAService:
         self.settings = settings
         self.encoder = encoder
         self.chunker = ChunkerConfig(max_tokens=settings.chunk_max_tokens)
+        self.ann_policy = AnnPolicy(min_vectors=settings.ann_min_vectors)
         self.store = Store(settings.store_path)
         self.index_dir = IndexDirectory(settings.index_dir)
         # Composer selection (auto/extractive/llm), LLM fallback and citation verification.
@@ -144,7 +146,7 @@ class QAService:
 
     def _build_from_store(self) -> tuple[faiss.Index, Manifest]:
         generation, ids, vectors = self.store.all_vectors(self.encoder.dim)
-        built = index_from_vectors(self.encoder.dim, ids, vectors)
+        built = index_from_vectors(self.encoder.dim, ids, vectors, self.ann_policy)
         manifest = Manifest(name=f"memory-g{generation:010d}", store_generation=generation,
                             model_id=self.encoder.model_id, dim=self.encoder.dim,
                             count=int(built.ntotal), sha256="", chunker=self.chunker.as_dict())
@@ -232,7 +234,7 @@ class QAService:
         dim = self.encoder.dim
         ids = np.concatenate(added_ids) if added_ids else np.zeros(0, np.int64)
         vecs = np.concatenate(added_vecs) if added_vecs else np.zeros((0, dim), np.float32)
-        new = updated_index(base, dim, removed, ids, vecs)
+        new = updated_index(base, dim, removed, ids, vecs, self.ann_policy)
         try:
             self._index = self.index_dir.publish(
                 new, store_generation=self.store.generation(), model_id=self.encoder.model_id,

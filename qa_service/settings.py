@@ -55,6 +55,11 @@ class Settings:
     torch_threads: int = 0  # 0 = all cores
     passage_precision: str = "auto"  # auto: bf16 autocast where the CPU has AMX/AVX512-BF16
     embedding_cache: bool = True  # reuse passage vectors by content hash across index folders
+    # auto: OpenVINO (converted once, ~2.5x faster questions, no PyTorch at serve time) when
+    # installed and the model is a local folder; torch: sentence-transformers on PyTorch.
+    encoder_backend: str = "auto"
+    # Vector index: exact search below this many chunks, IVF (recall@10 >= 0.98) from it; 0 = exact.
+    ann_min_vectors: int = 20_000
     # Request limits
     default_top_k: int = 5
     max_top_k: int = 50
@@ -77,13 +82,16 @@ class Settings:
     def __post_init__(self) -> None:
         if self.passage_precision not in ("auto", "float32", "bfloat16"):
             raise BadInputError("QA_PASSAGE_PRECISION must be auto, float32 or bfloat16")
+        if self.encoder_backend not in ("auto", "openvino", "torch"):
+            raise BadInputError("QA_ENCODER_BACKEND must be auto, openvino or torch")
         for name in ("port", "chunk_max_tokens", "encode_batch_size", "default_top_k", "max_top_k",
                      "max_question_chars", "max_body_bytes", "max_batch_documents"):
             if getattr(self, name) < 1:
                 raise BadInputError(f"QA_{name.upper()} must be a positive number")
         if not 1 <= self.default_top_k <= self.max_top_k:
             raise BadInputError("QA_DEFAULT_TOP_K must lie between 1 and QA_MAX_TOP_K")
-        for name in ("max_history_turns", "max_history_chars", "rate_limit_per_s", "writer_wait_s"):
+        for name in ("max_history_turns", "max_history_chars", "rate_limit_per_s", "writer_wait_s",
+                     "ann_min_vectors"):
             if getattr(self, name) < 0:
                 raise BadInputError(f"QA_{name.upper()} must not be negative")
         if self.rate_limit_burst < 1:

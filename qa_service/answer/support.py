@@ -29,7 +29,7 @@ _MONTHS: Final = ("january", "february", "march", "april", "may", "june", "july"
 class Facts:
     """What a claim asserts that can be checked against text."""
 
-    numbers: frozenset[float]
+    numbers: frozenset[frozenset[float]]  # each number: its value, and scaled value if written so
     names: frozenset[str]
 
     @property
@@ -40,7 +40,7 @@ class Facts:
 def claim_facts(claim: str) -> Facts:
     """Numbers and Latin names of a claim, its [n] markers left out."""
     text = _MARKERS_RE.sub(" ", claim)
-    numbers = frozenset(_values(text))
+    numbers = frozenset(_alternatives(text))
     lead = len(text) - len(text.lstrip())  # the first word is capitalised anyway
     names = frozenset(m.group() for m in _NAME_RE.finditer(text) if m.start() != lead)
     names -= {month.capitalize() for month in _MONTHS}
@@ -49,12 +49,11 @@ def claim_facts(claim: str) -> Facts:
 
 def support(facts: Facts, quote: str, published_at: str | None = None) -> float | None:
     """Share of ``facts`` found in ``quote``; None when the claim has nothing checkable here."""
-    date_parts = _date_numbers(published_at)
-    quote_numbers = set(_values(quote))
+    allowed = _all_values(quote) | _date_numbers(published_at)
     checked = found = 0
-    for value in facts.numbers:
+    for values in facts.numbers:
         checked += 1
-        found += value in quote_numbers or value in date_parts
+        found += bool(values & allowed)
     if _LATIN_RE.search(quote):
         key = normalize(quote)
         for name in facts.names:
@@ -65,17 +64,19 @@ def support(facts: Facts, quote: str, published_at: str | None = None) -> float 
 
 def numbers_supported(facts: Facts, quote: str, published_at: str | None = None) -> bool:
     """Whether every number of the claim is in the quote (or spells the article's date)."""
-    allowed = set(_values(quote)) | _date_numbers(published_at)
-    return facts.numbers <= allowed
+    allowed = _all_values(quote) | _date_numbers(published_at)
+    return all(values & allowed for values in facts.numbers)
 
 
-def _values(text: str) -> Iterable[float]:
-    """Each number's value, and its scaled value when a scale word follows ("2.5 million")."""
+def _alternatives(text: str) -> Iterable[frozenset[float]]:
+    """Each number's value, with its scaled value when a scale word follows ("2.5 million")."""
     for value, start, _ in extract_numbers(text):
-        yield value
         scaled = figure_value(text[start:])
-        if scaled is not None and scaled != value:
-            yield scaled
+        yield frozenset({value} if scaled is None else {value, scaled})
+
+
+def _all_values(text: str) -> set[float]:
+    return {v for values in _alternatives(text) for v in values}
 
 
 def _date_numbers(published_at: str | None) -> set[float]:

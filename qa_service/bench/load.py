@@ -86,6 +86,7 @@ class Memory:
     end_mib: float
     growth_mib: float
     samples: int
+    quartiles_mib: list[float]  # at 25, 50, 75 and 100 % of the samples: flat, or still rising?
 
 
 def question(n: int, topics: list[str]) -> str:
@@ -284,9 +285,10 @@ def _phase(url: str, clients: int, total: int, max_seconds: float, same_client: 
     )
     memory = None
     if rss:
+        quartiles = [round(rss[min(len(rss) - 1, len(rss) * q // 4)], 1) for q in (1, 2, 3, 4)]
         memory = Memory(after_warmup_mib=round(rss[0], 1), peak_mib=round(max(rss), 1),
                         end_mib=round(rss[-1], 1), growth_mib=round(rss[-1] - rss[0], 1),
-                        samples=len(rss))
+                        samples=len(rss), quartiles_mib=quartiles)
     return result, memory
 
 
@@ -327,7 +329,8 @@ def _print(baseline: Result, load: Result, memory: Memory | None, speedup: float
         print(f"answered/s with {load.clients} clients vs 1 client: ×{speedup}")
     if memory is not None:
         print(f"server RSS MiB: {memory.after_warmup_mib} after warm-up, peak {memory.peak_mib}, "
-              f"end {memory.end_mib} (growth {memory.growth_mib:+.1f}, {memory.samples} samples)")
+              f"end {memory.end_mib} (growth {memory.growth_mib:+.1f}, {memory.samples} samples); "
+              f"at 25/50/75/100 % of the run: {memory.quartiles_mib}")
 
 
 if __name__ == "__main__":

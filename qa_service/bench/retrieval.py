@@ -102,14 +102,18 @@ def load_questions(data: Path) -> list[Question]:
     return out
 
 
-def sample_news(path: Path, n: int, seed: int = SAMPLE_SEED) -> Iterator[Document]:
-    """A fixed random sample of ``n`` articles (line numbers drawn with ``seed``), in file order."""
+def sample_news(path: Path, n: int, seed: int = SAMPLE_SEED) -> list[Document]:
+    """A fixed random sample of ``n`` articles (line numbers drawn with ``seed``).
+
+    In drawing order, not file order (the file is grouped by outlet), so that every
+    prefix of the sample — a pool whose build was interrupted — is a random sample too.
+    """
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         total = sum(1 for _ in fh)
-    chosen = set(random.Random(seed).sample(range(total), min(n, total)))
-    for lineno, raw in enumerate(_news_records(path)):
-        if lineno in chosen:
-            yield document_from_mapping(raw, extra_to_metadata=True)
+    order = random.Random(seed).sample(range(total), min(n, total))
+    chosen = set(order)
+    picked = {lineno: raw for lineno, raw in enumerate(_news_records(path)) if lineno in chosen}
+    return [document_from_mapping(picked[lineno], extra_to_metadata=True) for lineno in order]
 
 
 def _news_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -152,6 +156,28 @@ def build_pool(folder: Path, news: int, encoder: Encoder, data: Path = SHARED_DA
                 "documents": documents, "chunks": chunks, "model_id": encoder.model_id}
     manifest_path.write_text(json.dumps(manifest, indent=2))
     return manifest
+
+
+def current_pool(folder: Path, news: int, encoder: Encoder) -> dict[str, Any]:
+    """The manifest of a pool as it is now, built or not (to measure an interrupted build)."""
+    from qa_service.store.sqlite_store import Store
+
+    manifest_path = folder / "pool.json"
+    if manifest_path.exists():
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        return manifest
+    if not (folder / "index" / "store.sqlite3").exists():
+        raise SystemExit(f"error: no pool in {folder}; run without --no-build first")
+    store = Store(folder / "index" / "store.sqlite3")
+    try:
+        documents, chunks = store.counts()
+        wiki = store.reader().execute(
+            "SELECT count(*) FROM documents WHERE source IN ('xquad', 'arcd')").fetchone()[0]
+    finally:
+        store.close()
+    return {"news_articles": documents - int(wiki), "news_planned": news, "news_file": NEWS_FILE,
+            "sample_seed": SAMPLE_SEED, "documents": documents, "chunks": chunks,
+            "model_id": encoder.model_id, "complete": False}
 
 
 def _batched(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
@@ -340,10 +366,19 @@ def run(args: argparse.Namespace) -> int:
     folder = out_dir / f"retrieval-pool-{args.news}"
     settings = pool_settings(folder)
     encoder = load_encoder(settings)
-    pool = build_pool(folder, args.news, encoder, data, log=lambda m: print(m, file=sys.stderr))
+    if args.no_build:
+        pool = current_pool(folder, args.news, encoder)
+    else:
+        pool = build_pool(folder, args.news, encoder, data, log=lambda m: print(m, file=sys.stderr))
+    if args.build_only:
+        print(json.dumps(pool, indent=2))
+        return 0
     questions = load_questions(data)
     if args.questions:
         questions = [q for q in questions if args.questions in q.set]
+    if args.limit:
+        questions = [q for s in dict.fromkeys(q.set for q in questions)
+                     for q in [q for q in questions if q.set == s][:args.limit]]
     vectors = query_vectors(out_dir / QUERY_VECTORS, questions, encoder)
     methods = {**METHODS, **(ABLATIONS if args.ablations else {})}
     service = QAService(settings, encoder)
@@ -381,6 +416,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", action="store_true",
                    help=f"also time retrieval on ~{LATENCY_CHUNKS} chunks (builds a lexical store once)")
     p.add_argument("--questions", default=None, help="only question sets containing this text")
+    p.add_argument("--limit", type=int, default=None, help="at most N questions per set (quick runs)")
+    p.add_argument("--no-build", action="store_true",
+                   help="measure the pool as it is now (a build still running or interrupted)")
+    p.add_argument("--build-only", action="store_true", help="build the pool, measure nothing")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,8 +28,12 @@ SQLITE_BATCH = 500
 class CachedEncoder:
     """Wraps an Encoder; same protocol, fewer model calls."""
 
-    def __init__(self, inner: Encoder, path: Path | None, *, variant: str = "") -> None:
+    def __init__(self, inner: Encoder, path: Path | None, *, variant: str = "",
+                 read_passages: bool = True) -> None:
+        """``read_passages=False``: embed every passage but still store it (benchmarks measure
+        the model, and leave the vectors for the next run to reuse)."""
         self._inner = inner
+        self._read_passages = read_passages
         self._key = f"{inner.model_id}|{variant}"
         self._queries: OrderedDict[str, Vectors] = OrderedDict()
         self._lock = threading.Lock()
@@ -75,7 +79,7 @@ class CachedEncoder:
         if self._db is None or not texts:
             return self._inner.encode_passages(texts)
         digests = [hashlib.sha256(t.encode()).digest() for t in texts]
-        found = self._db.get(self._key, digests)
+        found = self._db.get(self._key, digests) if self._read_passages else {}
         missing = [i for i, d in enumerate(digests) if d not in found]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if missing:

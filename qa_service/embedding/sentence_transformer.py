@@ -27,14 +27,14 @@ class SentenceTransformerEncoder:
         if passage_precision not in PRECISIONS:
             raise ValueError(f"passage_precision must be one of {', '.join(PRECISIONS)}")
         self._batch_size = batch_size
-        self.passage_bf16 = passage_precision == "bfloat16" or (
-            passage_precision == "auto" and cpu_has_fast_bf16())
+        self.passage_bf16 = wants_bf16(passage_precision)
         self._model_id = model_id or name_or_path
         started = time.perf_counter()
         self._model = _load(name_or_path, threads)
         self.load_seconds = time.perf_counter() - started
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension")
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension.
+        get_dim = (getattr(self._model, "get_embedding_dimension", None)
+                   or self._model.get_sentence_embedding_dimension)
         dim = get_dim()
         if not dim:
             raise ModelUnavailableError(f"model {name_or_path!r} does not report an embedding size")
@@ -71,6 +71,11 @@ class SentenceTransformerEncoder:
         enc = self._model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(ids) for ids in enc]
 
+    def warm_up(self) -> None:
+        """The first call of each kind allocates and dispatches slowly: pay that while loading."""
+        self.encode_queries([WARM_UP_TEXT])
+        self.encode_passages([WARM_UP_TEXT])
+
     def _encode(self, texts: Sequence[str], prompt_name: str | None) -> Vectors:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
@@ -87,6 +92,12 @@ class SentenceTransformerEncoder:
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+WARM_UP_TEXT = "warm-up"
+
+
+def wants_bf16(passage_precision: str) -> bool:
+    """Whether passages are embedded in bf16 under this setting on this CPU."""
+    return passage_precision == "bfloat16" or (passage_precision == "auto" and cpu_has_fast_bf16())
 
 
 def cpu_has_fast_bf16() -> bool:

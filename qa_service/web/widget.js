@@ -50,6 +50,8 @@
   const ARABIC_LETTER = /[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]/g;
   const LATIN_LETTER = /[A-Za-z]/g;
   const MARKER = /\[(\d{1,3})\]/g;
+  const OPENING_QUOTES = "«“\"'‹„";
+  const CLOSING_QUOTES = "»”\"'›“";
 
   const STRINGS = {
     en: {
@@ -63,7 +65,6 @@
       placeholder: "Ask a question…",
       send: "Send",
       you: "You asked",
-      answer: "Answer",
       thinking: "Searching the articles…",
       sources: "Sources",
       asOf: (date) => `as of ${date}`,
@@ -99,7 +100,6 @@
       placeholder: "اكتب سؤالك…",
       send: "إرسال",
       you: "سألت",
-      answer: "الإجابة",
       thinking: "جارٍ البحث في المقالات…",
       sources: "المصادر",
       asOf: (date) => `حتى ${date}`,
@@ -181,8 +181,14 @@
     const spans = [];
     for (const needle of needles) {
       for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + needle.length)) {
-        const end = at + needle.length;
-        if (!spans.some(([s, e]) => at < e && end > s)) spans.push([at, end]);
+        let start = at;
+        let end = at + needle.length;
+        // Quote marks around the span belong to it: an Arabic quote keeps «…» at its own ends.
+        if (OPENING_QUOTES.includes(text[start - 1]) && CLOSING_QUOTES.includes(text[end])) {
+          start -= 1;
+          end += 1;
+        }
+        if (!spans.some(([s, e]) => start < e && end > s)) spans.push([start, end]);
       }
     }
     return spans.sort((a, b) => a[0] - b[0]);
@@ -366,12 +372,6 @@
       if (this.built) return;
       this.built = true;
       const shadow = this.attachShadow({ mode: "open" });
-      this.setting = (name) => {
-        const own = this.getAttribute(name);
-        if (own !== null && own !== "") return own;
-        const key = name.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-        return SCRIPT_DATA[key] || "";
-      };
       this.floating = this.hasAttribute("floating");
       this.askUrl = askUrlFor(this.setting("endpoint"));
       this.apiKey = this.setting("api-key");
@@ -379,7 +379,10 @@
       this.topK = parseInt(this.setting("top-k"), 10) || null;
       this.storageKey = `${STORAGE_PREFIX}${this.askUrl}:${this.getAttribute("storage-key") || (this.floating ? "floating" : "inline")}`;
       this.build();
-      const reveal = () => shadow.append(this.root);
+      const reveal = () => {
+        shadow.append(this.root);
+        if (this.turns.length) this.scrollToTurn(this.turns[this.turns.length - 1]);
+      };
       loadStylesheet()
         .then((sheet) => {
           shadow.adoptedStyleSheets = [sheet];
@@ -390,6 +393,14 @@
           shadow.append(el("link", { rel: "stylesheet", href: STYLESHEET_URL }));
           reveal();
         });
+    }
+
+    /** An attribute of this element, else the script tag's data-… attribute, else "". */
+    setting(name) {
+      const own = this.getAttribute(name);
+      if (own !== null && own !== "") return own;
+      const key = name.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+      return SCRIPT_DATA[key] || "";
     }
 
     disconnectedCallback() {
@@ -441,7 +452,7 @@
       this.root = el("div", { className: `root ${this.floating ? "floating" : "inline"}` });
       if (this.floating) {
         this.launcher = el("button", { type: "button", className: "launcher", "aria-controls": id("panel"), "aria-expanded": "false" },
-          [svgIcon(ICON_CHAT), el("span", { className: "launcher-text" })]);
+          [svgIcon(ICON_CHAT), el("span")]);
         this.launcher.addEventListener("click", () => this.setOpen(this.panel.hidden, true));
         this.root.addEventListener("keydown", (event) => {
           if (event.key === "Escape" && !this.panel.hidden) {
@@ -605,7 +616,8 @@
       } catch (error) {
         if (this.controller !== controller) return; // "new conversation" abandoned this turn
         turn.streaming = null;
-        turn.error = error instanceof RequestFailure ? error : new RequestFailure(controller.signal.aborted ? "interrupted" : "network");
+        // Anything else (an unreadable body, say) is the service's trouble, not the reader's network.
+        turn.error = error instanceof RequestFailure ? error : new RequestFailure(controller.signal.aborted ? "interrupted" : "unavailable");
         this.updateTurn(turn);
         this.announce(this.errorMessage(turn.error));
       } finally {

@@ -37,7 +37,8 @@ LONG_QUOTE = ("The coalition said about 2,500 US troops remain in Iraq to advise
               "within months, officials said on Thursday.")
 HOSTILE_TITLE = '<img src=x onerror="window.__pwned=1">\u202egnp.exe'
 HOSTILE_OUTLET = "<b onmouseover=\"window.__pwned=2\">Outlet</b>\u2066"
-HOSTILE_QUOTE = "<script>window.__pwned=3</script> The \u202eevil\u202c quote <img src=x onerror=window.__pwned=4>"
+HOSTILE_QUOTE = ("<script>window.__pwned=3</script> The \u202eevil\u202c quote "
+                 "<img src=x onerror=window.__pwned=4>")
 HOSTILE_URLS = [
     "javascript:window.__pwned=5",
     "  JaVaScRiPt:window.__pwned=6",
@@ -148,8 +149,9 @@ class TestSite:
             body = (f'<main><h1>Inline chat</h1><qa-chat></qa-chat></main>\n'
                     f'{embed} data-launcher="false"></script>')
         else:
-            body = (f'<main><h1>A foreign news site</h1><p><a href="#top">A link before the widget</a></p>'
-                    f'<p>Some article text that the host page styles its own way.</p></main>\n{embed}></script>')
+            body = ('<main><h1>A foreign news site</h1><p><a href="#top">A link before the widget</a></p>'
+                    '<p>Some article text that the host page styles its own way.</p></main>\n'
+                    f'{embed}></script>')
         style = '<link rel="stylesheet" href="/hostile.css">' if name == "hostile" else ""
         return (f'<!doctype html><html lang="{html.escape(lang)}"><head><meta charset="utf-8">'
                 f'<title>{name}</title>{style}</head><body>{body}</body></html>')

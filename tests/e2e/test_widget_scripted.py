@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import ARTIFACTS, BrowserPage
 from tests.e2e.sites import (
+    ABSTAINED,
     HOSTILE_OUTLET,
     HOSTILE_TITLE,
     LONG_QUOTE,
@@ -45,8 +46,8 @@ def test_answer_appears_while_it_streams(new_page: Any, scripted: TestSite) -> N
     expect(answer.locator(".answer-text")).to_contain_text("About 2,500")
     expect(answer).to_have_attribute("aria-busy", "true")
     assert "[1]" not in answer.inner_text() and answer.locator(".source").count() == 0
-    assert in_shadow(watched.page, "root.querySelector('.answer').closest('[aria-live]').getAttribute('aria-live')") \
-        == "polite"
+    live = in_shadow(watched.page, "root.querySelector('.answer').closest('[aria-live]').ariaLive")
+    assert live == "polite"
     scripted.release.set()
     wait_done(answer)
     expect(answer.locator(".cite")).to_have_count(1)
@@ -88,7 +89,8 @@ def test_citation_marker_highlights_its_source_and_opens_the_article_on_request(
     assert watched.problems() == []
 
 
-def test_follow_up_sends_history_and_the_conversation_survives_reload(new_page: Any, scripted: TestSite) -> None:
+def test_follow_up_sends_history_and_the_conversation_survives_reload(new_page: Any,
+                                                                      scripted: TestSite) -> None:
     watched = _open_inline(new_page, scripted)
     page = watched.page
     first = wait_done(ask(page, "How many US troops are in Iraq?"))
@@ -98,7 +100,8 @@ def test_follow_up_sends_history_and_the_conversation_survives_reload(new_page: 
     history = scripted.log.bodies[1]["history"]
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[0]["content"] == "How many US troops are in Iraq?"
-    assert history[1]["content"].startswith("About 2,500 US troops remain in Iraq") and "[1]" in history[1]["content"]
+    assert history[1]["content"].startswith("About 2,500 US troops remain in Iraq")
+    assert "[1]" in history[1]["content"]
 
     page.reload()
     turns = chat(page).locator(".turn")
@@ -124,7 +127,7 @@ def test_abstention_is_shown_as_such_not_as_an_error(new_page: Any, scripted: Te
     answer = wait_done(ask(watched.page, "nothing about this, please"))
     expect(answer).to_have_class("answer abstained")
     expect(answer.locator(".badge")).to_have_text("Not found in the sources")
-    expect(answer.locator(".answer-text")).to_have_text("The collection does not contain an answer to this question.")
+    expect(answer.locator(".answer-text")).to_have_text(ABSTAINED["answer"])
     assert answer.locator(".retry").count() == 0 and answer.locator(".source").count() == 0
     assert watched.problems() == []
 
@@ -198,3 +201,45 @@ def test_arabic_page_mirrors_the_panel(new_page: Any, scripted: TestSite) -> Non
     wait_done(ask(page, "How many US troops are in Iraq?"))
     assert in_shadow(page, "root.querySelector('.root').dir") == "ltr"
     assert watched.problems() == []
+
+
+# WCAG relative luminance and contrast, over every rendered element that holds text; the
+# background is the nearest opaque one up the tree (crossing out of the shadow root).
+TEXT_CONTRAST = """
+(() => {
+  const rgba = (c) => (c.match(/[\\d.]+/g) || []).map(Number).concat([1]).slice(0, 4);
+  const channel = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const background = (el) => {
+    for (let n = el; n; n = n.parentElement || n.getRootNode().host) {
+      const c = rgba(getComputedStyle(n).backgroundColor);
+      if (c[3] > 0) return c;
+    }
+    return [255, 255, 255, 1];
+  };
+  const results = [];
+  for (const el of root.querySelectorAll("*")) {
+    const text = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+    if (!text || !el.getClientRects().length) continue;
+    const a = luminance(rgba(getComputedStyle(el).color)), b = luminance(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    results.push([el.tagName.toLowerCase() + "." + el.className, el.textContent.slice(0, 40), ratio]);
+  }
+  return results;
+})()
+"""
+
+
+def test_text_contrast_meets_wcag_aa(new_page: Any, scripted: TestSite) -> None:
+    watched = _open_inline(new_page, scripted)
+    page = watched.page
+    cited = wait_done(ask(page, "How many US troops are in Iraq?"))
+    cited.locator(".cite").click()  # the highlighted source is checked too
+    wait_done(ask(page, "nothing about this, please"))  # the abstention badge
+    expect(ask(page, "drop the line").locator(".retry")).to_be_visible()  # the retry notice
+    checked = in_shadow(page, TEXT_CONTRAST)
+    kinds = {element for element, _, _ in checked}
+    assert {"h2.title", "p.intro", "p.answer-text", "button.cite", "bdi.source-title", "bdi.outlet",
+            "span.date", "blockquote.quote", "button.fold", "p.badge", "p.notice", "button.retry"} <= kinds
+    failing = [(element, text, round(ratio, 2)) for element, text, ratio in checked if ratio < 4.5]
+    assert failing == [], "text below WCAG AA contrast (4.5:1)"

@@ -33,8 +33,8 @@ def wait_done(answer: Locator) -> Locator:
 
 def in_shadow(page: Page, script: str, arg: Any = None, selector: str = "qa-chat") -> Any:
     """Evaluate ``script`` (a JS expression over ``root``, the shadow root, and ``arg``)."""
-    return page.eval_on_selector(selector, f"(host, arg) => {{ const root = host.shadowRoot; return {script}; }}",
-                                 arg)
+    function = f"(host, arg) => {{ const root = host.shadowRoot; return {script.strip()}; }}"
+    return page.eval_on_selector(selector, function, arg)
 
 
 def root_direction(page: Page, selector: str = "qa-chat") -> tuple[str, str]:
@@ -46,9 +46,10 @@ def root_direction(page: Page, selector: str = "qa-chat") -> tuple[str, str]:
 
 def focused(page: Page, selector: str = "qa-chat") -> str:
     """A short description of the element focused inside the widget ('' when focus is outside)."""
-    return in_shadow(page, """(() => { const el = root.activeElement; if (!el) return "";
-        return el.tagName.toLowerCase() + (el.className ? "." + el.className.split(" ").join(".") : ""); })()""",
-                     selector=selector)
+    script = """(() => { const el = root.activeElement; if (!el) return "";
+        const classes = el.className ? "." + el.className.split(" ").join(".") : "";
+        return el.tagName.toLowerCase() + classes; })()"""
+    return str(in_shadow(page, script, selector=selector))
 
 
 def screenshot(locator: Locator, path: Path) -> Path:

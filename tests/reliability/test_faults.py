@@ -58,7 +58,7 @@ def _answers_from(service: QAService, doc_index: int) -> bool:
     return bool(passages) and passages[0].document_id == doc.id
 
 
-@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO])
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO], ids=["ENOSPC", "EIO"])
 def test_a_failed_write_at_any_step_of_a_publish_fails_clearly_and_keeps_serving(
         copies: object, error: int, monkeypatch: pytest.MonkeyPatch) -> None:
     extra = corpus(BASE + EXTRA)[BASE:]

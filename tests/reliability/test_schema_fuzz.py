@@ -62,7 +62,7 @@ def _fuzz(operation: Any, mode: GenerationMode) -> str | None:
         excluded = [negative_data_rejection]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
+    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])
     def run(case: Any) -> None:
         case.call_and_validate(checks=CHECKS, excluded_checks=excluded, timeout=30)

@@ -10,7 +10,7 @@ from qa_service.answer.question import Kind, analyse, question_kind
 from qa_service.answer.short import figure_value, short_answer
 from qa_service.answer.verify import verify_citations
 from qa_service.models import Passage
-from tests.answer_fixtures import BBC, SEED, passage
+from tests.answer_fixtures import BBC, SEED, SEED_TEXT, passage
 
 composer = ExtractiveComposer(min_score=0.5)
 
