@@ -76,14 +76,14 @@ def run(settings: Settings, data: Path, out: Path, articles: int = DEFAULT_ARTIC
     ours = CachedEncoder(model, cache, variant=passage_variant(model), read_passages=False)
     result: dict[str, Any] = {"backend": type(model).__name__, "passage_bf16": model.passage_bf16,
                               "model_load_s": round(load_s, 2),
-                              "ours": _ingest(settings, out / f"ingest-{len(documents)}", ours, documents)}
+                              "ours": _ingest(settings, out / f"ingest-{len(documents)}", ours, documents),
+                              "memory": common.process_memory_mib()}  # ours only: before the baseline
     if baseline_articles > 0:
         name, model_id = resolve_model_path(settings)
         plain = PlainEncoder(name, model_id)
         result["baseline"] = _ingest(settings, out / "ingest-baseline", plain,
                                      documents[:baseline_articles])
         result["ratio"] = common.ratio(result["ours"]["chunks_per_s"], result["baseline"]["chunks_per_s"])
-    result["memory"] = common.process_memory_mib()
     return result
 
 

@@ -357,6 +357,11 @@ def run(args: argparse.Namespace) -> int:
     from qa_service.embedding import load_encoder
     from qa_service.service import QAService
 
+    import faiss
+
+    # One question is one single-vector search: FAISS's OpenMP threads only add waiting
+    # (tens of ms on a busy 2-core machine, for a search that takes well under 1 ms).
+    faiss.omp_set_num_threads(1)
     data = Path(args.data)
     if not (data / NEWS_FILE).exists():
         print(f"error: the benchmark needs {data / NEWS_FILE} (and xquad/, arcd/ beside it); "

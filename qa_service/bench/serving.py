@@ -212,7 +212,9 @@ def summary(result: dict[str, Any]) -> str:
             r = row["ratios"]
             text.append(f"{name}: p50 x{r['p50']} faster, answers/s x{r['answers_per_s']}, "
                         f"cold start x{r['cold_start']} faster, RSS x{r['rss']} smaller than the baseline")
-        parts = row["ours"]["one_client"].get("server_p50_ms")
-        if parts:
-            text.append(f"{name} server-side p50 ms: " + ", ".join(f"{k} {v}" for k, v in parts.items()))
+        for variant in ("baseline", "ours"):
+            parts = row.get(variant, {}).get("one_client", {}).get("server_p50_ms")
+            if parts:
+                text.append(f"{name} {variant} server-side p50 ms: "
+                            + ", ".join(f"{k} {v}" for k, v in parts.items()))
     return "\n".join(text)

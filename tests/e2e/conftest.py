@@ -46,17 +46,27 @@ class BrowserPage:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def chromium() -> Path:
+    """The browser binary, or a visible skip saying what to install."""
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Chromium at {CHROMIUM}: apt-get install chromium "
                     "(or set QA_E2E_CHROMIUM); .ci/run installs it")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         pytest.skip("browser tests need Playwright for Python: pip install -e '.[dev]'")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator[Any]:
+    # Module scope, not session: while started, Playwright's sync API keeps an asyncio event loop
+    # running in this thread, which breaks asyncio.run() in every test collected after these.
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
@@ -96,9 +106,12 @@ class Service:
     foreign_port: int
 
 
-@pytest.fixture(scope="session")
-def service(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """The real service (built model, bundled sample) on loopback, allowing one foreign origin."""
+@pytest.fixture(scope="module")
+def service(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The real service (built model, bundled sample) on loopback, allowing one foreign origin.
+
+    Module scope: it is stopped as soon as the tests that use it are done.
+    """
     foreign_port = free_port()
     foreign_origin = f"http://127.0.0.1:{foreign_port}"
     root = tmp_path_factory.mktemp("e2e-service")
@@ -114,14 +127,14 @@ def service(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             proc.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def foreign_site(service: Service) -> Iterator[TestSite]:
     """A second loopback origin whose pages embed the widget from the real service."""
     yield from serve(service.foreign_port, widget_base=service.url)
 
 
 @pytest.fixture(scope="session")
-def _scripted_site(browser: Any) -> Iterator[TestSite]:
+def _scripted_site(chromium: Path) -> Iterator[TestSite]:
     yield from serve()
 
 

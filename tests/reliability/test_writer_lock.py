@@ -46,7 +46,13 @@ def lock_held_by_another_process(root: Path) -> Iterator[None]:
 def test_api_answers_409_while_another_process_writes_and_200_after(tmp_path: Path) -> None:
     root = tmp_path / "index"
     settings = child_settings(root).replace(rate_limit_per_s=0, writer_wait_s=0.3)
-    app = create_app(settings, lambda s: QAService(s, FakeEncoder()))
+    services: list[QAService] = []
+
+    def factory(s: Settings) -> QAService:
+        services.append(QAService(s, FakeEncoder()))
+        return services[0]
+
+    app = create_app(settings, factory)
     docs = [{"id": d.id, "text": d.text} for d in corpus(10)]
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         with lock_held_by_another_process(root):
@@ -58,7 +64,9 @@ def test_api_answers_409_while_another_process_writes_and_200_after(tmp_path: Pa
             # Readers are not blocked by a writer.
             assert client.get("/v1/search", params={"q": "cases"}).status_code == 200
         assert client.post("/v1/documents", json=docs[:5]).status_code == 201
-        # Two uploads at once in one server: the second waits for the first, both succeed.
+        # Two uploads at once in one server: the second waits for the first, both succeed
+        # (with a wait long enough for a loaded CI machine, unlike the short one above).
+        services[0].settings = settings.replace(writer_wait_s=60)
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(lambda part: client.post("/v1/documents", json=part),
                                     [docs[5:8], docs[8:]]))
