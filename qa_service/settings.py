@@ -59,7 +59,7 @@ class Settings:
     # installed and the model is a local folder; torch: sentence-transformers on PyTorch.
     encoder_backend: str = "auto"
     # Vector index: exact search below this many chunks, IVF (recall@10 >= 0.98) from it; 0 = exact.
-    ann_min_vectors: int = 20_000
+    ann_min_vectors: int = 50_000
     # Request limits
     default_top_k: int = 5
     max_top_k: int = 50

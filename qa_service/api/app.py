@@ -122,8 +122,10 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
     def provide_holder() -> _Holder:
         return holder
 
-    cors = CORSConfig(allow_origins=list(settings.cors_origins), allow_headers=["Authorization",
-                      "Content-Type", "Accept"]) if settings.cors_origins else None
+    # Retry-After is exposed so the widget on another origin can say how long to wait on a 429.
+    cors = CORSConfig(allow_origins=list(settings.cors_origins),
+                      allow_headers=["Authorization", "Content-Type", "Accept"],
+                      expose_headers=["Retry-After"]) if settings.cors_origins else None
     app_metrics = metrics.Metrics(holder)
     return Litestar(
         route_handlers=[ask, search, add_documents, get_document, delete_document, healthz, readyz,
