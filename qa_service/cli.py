@@ -229,11 +229,22 @@ def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
     path = default_model_dir(settings)
     if is_built(path) and not args.force:
         print(f"default model already built in {path}")
-        return EXIT_OK
-    started = time.perf_counter()
-    build_model(path, force=args.force)
-    print(f"built the default model in {path} in {time.perf_counter() - started:.1f}s")
+    else:
+        started = time.perf_counter()
+        build_model(path, force=args.force)
+        print(f"built the default model in {path} in {time.perf_counter() - started:.1f}s")
+    _convert_for_backend(settings)
     return EXIT_OK
+
+
+def _convert_for_backend(settings: Settings) -> None:
+    """Convert for OpenVINO now, so that the first `serve` does not spend a minute on it."""
+    from qa_service.embedding.provision import convert_for_backend
+
+    started = time.perf_counter()
+    folder = convert_for_backend(settings)
+    if folder is not None:
+        print(f"OpenVINO conversion in {folder} ({time.perf_counter() - started:.1f}s)")
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:

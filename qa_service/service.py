@@ -30,7 +30,7 @@ from qa_service.models import (
 )
 from qa_service.retrieval import Retriever
 from qa_service.settings import Settings
-from qa_service.store.ann import AnnPolicy
+from qa_service.store.ann import AnnPolicy, use_search_threads
 from qa_service.store.sqlite_store import PreparedDocument, Store, chunk_id, content_hash
 from qa_service.store.vector_index import (
     IndexDirectory,
@@ -73,6 +73,7 @@ class QAService:
         self.encoder = encoder
         self.chunker = ChunkerConfig(max_tokens=settings.chunk_max_tokens)
         self.ann_policy = AnnPolicy(min_vectors=settings.ann_min_vectors)
+        use_search_threads()
         self.store = Store(settings.store_path)
         self.index_dir = IndexDirectory(settings.index_dir)
         # Composer selection (auto/extractive/llm), LLM fallback and citation verification.

@@ -27,6 +27,8 @@ from datetime import date
 from typing import Final
 
 from qa_service.answer.base import ComposeInput, Composition
+from qa_service.answer.crosslingual import SentenceSimilarity
+from qa_service.answer.injection import addresses_a_model
 from qa_service.answer.question import Kind, Question, analyse, stemmed_terms, years_in
 from qa_service.answer.short import Span, figure_value, short_answer
 from qa_service.models import Citation, Passage
@@ -37,6 +39,8 @@ from qa_service.text import script_ratio, split_sentences
 # tie-breakers among good passages more than overrides of retrieval. Tuned on the XQuAD
 # dev split (`python -m qa_service.bench.answers`).
 OVERLAP_WEIGHT: Final = 0.12
+# Cross-lingual token-vector match of question and sentence (see answer/crosslingual.py).
+MATCH_WEIGHT: Final = 0.2
 TYPE_MATCH_WEIGHT: Final = 0.03
 TIME_MATCH_WEIGHT: Final = 0.05
 RANK_PENALTY: Final = 0.01
@@ -91,12 +95,13 @@ class ExtractiveComposer:
 
     name = "extractive"
 
-    def __init__(self, min_score: float) -> None:
+    def __init__(self, min_score: float, similarity: SentenceSimilarity | None = None) -> None:
         self.min_score = min_score
+        self.similarity = similarity
 
     def compose(self, request: ComposeInput) -> Composition:
         question = analyse(request.question, request.question_lang)
-        ranked = rank_evidence(question, request.passages)
+        ranked = rank_evidence(question, request.passages, self.similarity)
         if not ranked:
             return abstention(question.lang, confidence=None)
         best = ranked[0]
@@ -117,22 +122,26 @@ def abstention(lang: str, confidence: float | None) -> Composition:
     return Composition(ABSTAIN[lang], None, lang, abstained=True, confidence=confidence)
 
 
-def rank_evidence(question: Question, passages: Sequence[Passage]) -> list[Evidence]:
+def rank_evidence(question: Question, passages: Sequence[Passage],
+                  similarity: SentenceSimilarity | None = None) -> list[Evidence]:
     """Every sentence of the top passages as scored evidence, best first."""
     sentences: list[tuple[int, Passage, int, int, set[str]]] = []
     for rank, p in enumerate(passages[:PASSAGES_CONSIDERED]):
         for s, e in split_sentences(p.text):
-            sentences.append((rank, p, s, e, set(stemmed_terms(p.text[s:e]))))
+            if not addresses_a_model(p.text[s:e]):  # instructions to an AI are never evidence
+                sentences.append((rank, p, s, e, set(stemmed_terms(p.text[s:e]))))
     weights = _term_weights(question.terms, [terms for *_, terms in sentences])
     total = sum(weights.values())
+    matched = similarity.similarities(question.text, [p.text[s:e] for _, p, s, e, _ in sentences]) \
+        if similarity is not None else [0.0] * len(sentences)
     out: list[Evidence] = []
-    for rank, p, s, e, terms in sentences:
+    for (rank, p, s, e, terms), match in zip(sentences, matched, strict=True):
         sentence = p.text[s:e]
         overlap = sum(weights[t] for t in question.terms & terms) / total if total else 0.0
         found = short_answer(question, sentence)
         time_match = bool(question.years) and bool(
             question.years & (years_in(sentence) | years_in((p.published_at or "")[:4])))
-        score = (p.score - RANK_PENALTY * rank + OVERLAP_WEIGHT * overlap
+        score = (p.score - RANK_PENALTY * rank + OVERLAP_WEIGHT * overlap + MATCH_WEIGHT * match
                  + TYPE_MATCH_WEIGHT * (found is not None) + TIME_MATCH_WEIGHT * time_match)
         short, span = found if found else (None, None)
         value = figure_value(short) if short and question.kind is Kind.QUANTITY else None

@@ -37,6 +37,7 @@ import httpx
 
 from qa_service.answer.base import ComposeInput, Composition
 from qa_service.answer.extractive import abstention
+from qa_service.answer.injection import addresses_a_model
 from qa_service.answer.prompts import PromptTemplate, load_prompt
 from qa_service.answer.question import stemmed_terms
 from qa_service.answer.support import Facts, claim_facts, numbers_supported, support
@@ -303,7 +304,7 @@ def _best_quote(p: Passage, facts: Facts, claim: str) -> tuple[Passage, int, int
     best: tuple[float, int, int] | None = None
     for s, e in split_sentences(p.text):
         sentence = p.text[s:e]
-        if not numbers_supported(facts, sentence, p.published_at):
+        if addresses_a_model(sentence) or not numbers_supported(facts, sentence, p.published_at):
             continue
         score = (support(facts, sentence, p.published_at) or 0.0) + len(
             terms & set(stemmed_terms(sentence))) / (1 + len(terms))

@@ -12,14 +12,31 @@ takes its place).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from qa_service.answer.base import ComposeInput, Composer, Composition
+from qa_service.answer.crosslingual import TokenVectors
 from qa_service.answer.extractive import ExtractiveComposer, abstention
 from qa_service.answer.llm import LLMComposer, LLMError
 from qa_service.answer.verify import CitationProblem, verify_citations
-from qa_service.settings import Settings
+from qa_service.settings import DEFAULT_MODEL, Settings
 
 log = logging.getLogger(__name__)
+
+
+def extractive_composer(settings: Settings, min_score: float | None = None) -> ExtractiveComposer:
+    """The extractive composer, matching across languages with the embedding model's token vectors."""
+    return ExtractiveComposer(settings.min_answer_score if min_score is None else min_score,
+                              TokenVectors.from_model_dir(_model_dir(settings)))
+
+
+def _model_dir(settings: Settings) -> Path:
+    """The local folder of the configured embedding model (it may not exist)."""
+    if settings.embedding_model == DEFAULT_MODEL:
+        from qa_service.embedding.provision import default_model_dir
+
+        return default_model_dir(settings)
+    return Path(settings.embedding_model).expanduser()
 
 
 class AnswerPipeline:
@@ -32,7 +49,7 @@ class AnswerPipeline:
     @classmethod
     def from_settings(cls, settings: Settings, extractive: Composer | None = None) -> AnswerPipeline:
         llm = LLMComposer.from_settings(settings) if settings.llm_configured else None
-        return cls(extractive or ExtractiveComposer(settings.min_answer_score), llm)
+        return cls(extractive or extractive_composer(settings), llm)
 
     def compose(self, request: ComposeInput, mode: str = "auto") -> Composition:
         """The verified answer for ``request`` in ``mode`` ("auto", "extractive" or "llm")."""

@@ -236,15 +236,14 @@ METHODS: Final[dict[str, RetrievalConfig]] = {
     "hybrid": HYBRID,
 }
 ABLATIONS: Final[dict[str, RetrievalConfig]] = {
-    "lexical, stems": replace(HYBRID, method="lexical", column="stems"),
-    "hybrid, stems": replace(HYBRID, column="stems"),
-    "hybrid, no PRF": replace(HYBRID, prf_weight=0.0),
-    "hybrid, no anchors": replace(HYBRID, anchor_weight=0.0),
-    "hybrid, PRF also same-language": replace(HYBRID, prf_same_language=True),
-    "hybrid, PRF from 1 passage": replace(HYBRID, prf_passages=1),
-    "hybrid, PRF from 5 passages": replace(HYBRID, prf_passages=5),
-    "hybrid, PRF weight 1.0": replace(HYBRID, prf_weight=1.0),
-    "hybrid, PRF weight 0.25": replace(HYBRID, prf_weight=0.25),
+    "lexical, unstemmed": replace(HYBRID, method="lexical", column="terms"),
+    "hybrid, unstemmed": replace(HYBRID, column="terms"),
+    "hybrid, no number/name boost": replace(HYBRID, number_boost=0.0, name_boost=0.0),
+    "hybrid, no name boost": replace(HYBRID, name_boost=0.0),
+    "hybrid, boosts 0.01": replace(HYBRID, number_boost=0.01, name_boost=0.01),
+    "hybrid, boosts 0.04": replace(HYBRID, number_boost=0.04, name_boost=0.04),
+    "hybrid + PRF (cross-language)": replace(HYBRID, prf_weight=0.5),
+    "hybrid + PRF (all languages)": replace(HYBRID, prf_weight=0.5, prf_same_language=True),
     "hybrid, lexical weight 0.5": replace(HYBRID, lexical_weight=0.5),
     "hybrid, no noise demotion": replace(HYBRID, noise_penalty=0.0),
 }
@@ -354,10 +353,10 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import faiss
+
     from qa_service.embedding import load_encoder
     from qa_service.service import QAService
-
-    import faiss
 
     # One question is one single-vector search: FAISS's OpenMP threads only add waiting
     # (tens of ms on a busy 2-core machine, for a search that takes well under 1 ms).

@@ -185,7 +185,8 @@ class OpenVINOEncoder:
         self._content_limit = info.max_seq_length - self._tokenizer.num_special_tokens_to_add(False)
         self._core = openvino.Core()
         # Compiled models are cached beside the IR: a restart loads them instead of compiling.
-        self._core.set_property({"CACHE_DIR": str(ir / COMPILED_CACHE)})
+        if os.access(ir, os.W_OK):
+            self._core.set_property({"CACHE_DIR": str(ir / COMPILED_CACHE)})
         self._graph = str(ir / IR_XML)
         cores = usable_cores()
         # Questions: one stream per core, one thread each, so concurrent requests run side by
@@ -227,14 +228,18 @@ class OpenVINOEncoder:
         for question in _WARM_UP_QUESTIONS:
             self.encode_queries([question])
 
+    def _tokenize(self, texts: Sequence[str]) -> list[Any]:
+        """Model inputs as Hugging Face makes them: content truncated, then special tokens."""
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        for encoding in encodings:
+            encoding.truncate(self._content_limit)
+        return [self._tokenizer.post_process(e) for e in encodings]
+
     def _encode(self, texts: Sequence[str], prompt: str, compiled: _Compiled) -> Vectors:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        encodings = self._tokenizer.encode_batch([prompt + t for t in texts], add_special_tokens=False)
-        for encoding in encodings:
-            encoding.truncate(self._content_limit)
-        encodings = [self._tokenizer.post_process(e) for e in encodings]
+        encodings = self._tokenize([prompt + t for t in texts])
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         # Longest first, batches of similar lengths: padding is a few tokens per batch.
         order = np.argsort(-lengths, kind="stable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -87,6 +88,18 @@ def load_model_encoder(settings: Settings) -> ModelEncoder:
         )
     encoder.warm_up()
     return encoder
+
+
+def convert_for_backend(settings: Settings) -> Path | None:
+    """The OpenVINO conversion of the configured model, made if missing; None where not used."""
+    if settings.encoder_backend == "torch" or importlib.util.find_spec("openvino") is None:
+        return None
+    model_dir = Path(resolve_model_path(settings)[0]).expanduser()
+    if not model_dir.is_dir():
+        return None
+    from qa_service.embedding.openvino import ensure_converted
+
+    return ensure_converted(model_dir, settings.model_cache)
 
 
 def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) -> ModelEncoder:

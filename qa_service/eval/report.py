@@ -217,6 +217,12 @@ def render_markdown(result: Mapping[str, Any], records: Sequence[QuestionRecord]
         lines += [f"**{result['overall']['errors']} question(s) failed with an error** and are left "
                   f"out of every metric; see `error` in `{RECORDS_FILE}`.", ""]
     lines += ["## Headline", "", *headline_table(result), ""]
+    unchecked = result["overall"]["citations_unchecked"]
+    if unchecked:
+        reason = next((c.problem for r in records for c in r.citations if c.valid is None), None)
+        lines += [f"**{unchecked} of {result['overall']['citations']} citations could not be "
+                  f"checked** against the stored document (first reason: {reason}); citation "
+                  "validity covers the others only.", ""]
     if result.get("comparison"):
         cmp = result["comparison"]
         lines += [f"## Compared with `{cmp['previous']}`", "",

@@ -57,6 +57,7 @@ EXIT_THRESHOLD: Final = 3  # a --min-/--max- threshold was missed
 
 DEFAULT_OUT_ROOT: Final = Path("artifacts") / "eval"
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+RATE_LIMITED_RETRIES: Final = 100  # 429s waited out per request before giving up
 BACKOFF_S: Final = 0.5
 MAX_BACKOFF_S: Final = 10.0
 READY_WAIT_S: Final = 120.0  # a server that is still loading its model gets this long
@@ -303,28 +304,48 @@ class HttpTarget:
         self.retries = retries
         self._slots = asyncio.Semaphore(concurrency)
         self._documents: dict[str, asyncio.Task[tuple[str | None, str | None]]] = {}
+        self._not_before = 0.0  # monotonic time before which no request is sent (after a 429)
 
     async def send(self, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, float]:
-        """The response (after retrying transport errors and 429/502/503/504) and its latency in ms."""
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+        """The response and its latency in ms.
+
+        Connection errors, timeouts and 502/503/504 are retried up to ``retries`` times with
+        backoff. A 429 is waited out (its Retry-After pauses every request of this run, so the
+        evaluator settles at the server's rate) and does not use up the retries.
+        """
+        failures = throttled = 0
+        while True:
             try:
                 async with self._slots:
+                    await self._wait_turn()
                     started = time.perf_counter()
                     response = await self.client.request(method, path, **kwargs)
+                latency_ms = 1000 * (time.perf_counter() - started)
             except httpx.TransportError as exc:
-                if last:
+                failures += 1
+                if failures > self.retries:
                     raise NotReadyError(
                         f"{method} {self.client.base_url}{path} failed after {self.retries} "
                         f"retries: {exc!r}; is `qa-service serve` running there?") from None
-                delay = _backoff(attempt)
+                await asyncio.sleep(_backoff(failures))
+                continue
+            status = response.status_code
+            if status == httpx.codes.TOO_MANY_REQUESTS and throttled < RATE_LIMITED_RETRIES:
+                throttled += 1
+                self._pause(_retry_after(response) or _backoff(throttled))
+            elif status in RETRY_STATUSES and status != httpx.codes.TOO_MANY_REQUESTS \
+                    and failures < self.retries:
+                failures += 1
+                await asyncio.sleep(_retry_after(response) or _backoff(failures))
             else:
-                latency_ms = 1000 * (time.perf_counter() - started)
-                if last or response.status_code not in RETRY_STATUSES:
-                    return response, latency_ms
-                delay = _retry_after(response) or _backoff(attempt)
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                return response, latency_ms
+
+    def _pause(self, seconds: float) -> None:
+        self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    async def _wait_turn(self) -> None:
+        while (wait := self._not_before - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
 
     async def wait_ready(self) -> dict[str, Any]:
         """The /readyz body once the server is ready (it may still be loading its model)."""
@@ -388,10 +409,11 @@ class HttpTarget:
     async def _fetch_document(self, doc_id: str) -> tuple[str | None, str | None]:
         path = f"/v1/documents/{quote(doc_id, safe='')}"
         response, _ = await self.send("GET", path)
+        shown = f"GET /v1/documents/{doc_id}"
         if response.status_code != httpx.codes.OK:
-            return None, f"GET {path} returned {response.status_code}: {_problem(response)}"
+            return None, f"{shown} returned {response.status_code}: {_problem(response)}"
         text = _json(response).get("text")
-        return (text, None) if isinstance(text, str) else (None, f"GET {path} returned no text")
+        return (text, None) if isinstance(text, str) else (None, f"{shown} returned no text")
 
 
 async def _run_http(
@@ -420,7 +442,8 @@ async def _run_http(
 
 
 def _backoff(attempt: int) -> float:
-    return float(min(MAX_BACKOFF_S, BACKOFF_S * 2 ** attempt))
+    """Seconds to wait before retry number ``attempt`` (1, 2, …): doubling, capped."""
+    return float(min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (attempt - 1)))
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -457,7 +480,12 @@ def print_summary(run: EvalRun) -> None:
         verdict = "pass" if t["passed"] else "FAIL"
         print(f"threshold {t['metric']} {t['kind']} {fmt(t['metric'], t['limit'])}: "
               f"{fmt(t['metric'], t['value'])} {verdict}")
-    errors = result["overall"]["errors"]
+    overall = result["overall"]
+    if overall["citations_unchecked"]:
+        print(f"note: {overall['citations_unchecked']} of {overall['citations']} citations could not "
+              "be read back to check them (see the report); citation validity covers the others",
+              file=sys.stderr)
+    errors = overall["errors"]
     if errors:
         print(f"{errors} question(s) failed with an error (see records.jsonl)", file=sys.stderr)
     retrieval = result["overall"].get("recall@1")

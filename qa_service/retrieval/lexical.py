@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qa_service.retrieval.filters import Condition
+from qa_service.retrieval.translit import MIN_SKELETON, latin_skeleton
 from qa_service.store.lexical import SITE_BOILERPLATE_MIN_DOCUMENTS
 from qa_service.store.sqlite_store import Store
 from qa_service.text import light_stem, tokenize, tokenize_with_spans
@@ -20,9 +21,6 @@ Column = Literal["terms", "stems"]
 
 # SQLite caps bound parameters; candidate lists are far shorter, but batch to be safe.
 SQL_BATCH: Final = 500
-# A Latin-script term in a non-Latin question is a name, acronym or brand ("ISIS", "MBC"):
-# those carry across languages. Shorter ones are too ambiguous.
-MIN_ANCHOR_LETTERS: Final = 2
 
 _LATIN_TERM_RE: Final = re.compile(r"[a-z][a-z0-9.]*")
 _NUMBER_TERM_RE: Final = re.compile(r"[0-9][0-9.]*")
@@ -43,22 +41,24 @@ def question_terms(question: str, column: Column) -> list[str]:
     return list(dict.fromkeys(terms))
 
 
-def anchor_terms(question: str) -> list[str]:
-    """Terms that match across languages: numbers and Latin-script names or acronyms.
+def anchors(question: str) -> tuple[list[str], list[str]]:
+    """What carries across languages: the question's numbers, and the consonant skeletons
+    of its Latin-script names (capitalised words other than the first).
 
-    An English question shares no words with Arabic text except these ("1990", "2500",
-    "NATO" written in Latin letters inside an Arabic article). A Latin word counts as a
-    name when it is capitalised in the question and is not its first word.
+    "How many points did the Panthers give up in 2015?" → (["2015"], ["bntrs"]).
     """
     first_word = _WORD_RE.search(question)
     first = first_word.start() if first_word else 0
-    out: list[str] = []
+    numbers: list[str] = []
+    names: list[str] = []
     for term, start, _ in tokenize_with_spans(question):
-        if _NUMBER_TERM_RE.fullmatch(term) or (
-                _LATIN_TERM_RE.fullmatch(term) and len(term) >= MIN_ANCHOR_LETTERS
-                and start > first and question[start].isupper()):
-            out.append(term)
-    return list(dict.fromkeys(out))
+        if _NUMBER_TERM_RE.fullmatch(term):
+            numbers.append(term)
+        elif _LATIN_TERM_RE.fullmatch(term) and start > first and question[start].isupper():
+            skeleton = latin_skeleton(term)
+            if len(skeleton) >= MIN_SKELETON:
+                names.append(skeleton)
+    return list(dict.fromkeys(numbers)), list(dict.fromkeys(names))
 
 
 def match_expression(terms: Sequence[str], column: Column) -> str:
@@ -109,10 +109,12 @@ class LexicalSearcher:
         conn = self._store.reader()
         total = int(conn.execute("SELECT count(*) FROM chunk_noise").fetchone()[0])
         df: dict[str, int] = {}
-        for term in terms:
-            expr = f'{column} : "{term}"'
-            df[term] = int(conn.execute(
-                "SELECT count(*) FROM lexical WHERE lexical MATCH ?", (expr,)).fetchone()[0])
+        for i in range(0, len(terms), SQL_BATCH):
+            batch = list(terms[i:i + SQL_BATCH])
+            marks = ",".join("?" * len(batch))
+            df.update((str(t), int(n)) for t, n in conn.execute(
+                f"SELECT term, doc FROM lexical_vocab WHERE col = ? AND term IN ({marks})",
+                [column, *batch]))
         return total, df
 
     def noise_shares(self, rowids: Sequence[int]) -> dict[int, float]:

@@ -30,7 +30,9 @@ the threshold, so the choice always follows the collection's size.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
@@ -59,6 +61,9 @@ CALIBRATION_RECALL: Final = 0.995
 # a passage and its nearest neighbour): calibration probes are noised to this distance.
 QUESTION_COSINE: Final = 0.86
 SEED: Final = 1234  # training sample and calibration queries: same data, same index
+# A question is one vector: FAISS's OpenMP threads only wake, spin and wait for each other.
+# Measured on this 2-core machine: exact search at 100k chunks 15 ms with 1 thread, 41 ms with 2.
+SEARCH_THREADS: Final = 1
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,21 @@ class AnnPolicy:
 
     def wants_ivf(self, n: int) -> bool:
         return self.min_vectors > 0 and n >= self.min_vectors
+
+
+def use_search_threads() -> None:
+    """Serve searches on one FAISS thread (process-wide; training borrows every core)."""
+    faiss.omp_set_num_threads(SEARCH_THREADS)
+
+
+@contextmanager
+def _all_cores() -> Iterator[None]:
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(len(os.sched_getaffinity(0)) or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def kind(index: faiss.Index) -> str:
@@ -198,9 +218,10 @@ def _train_ivf(dim: int, ids: npt.NDArray[np.int64], vectors: Vectors, policy: A
     index.cp.niter = TRAIN_ITERATIONS
     index.cp.seed = SEED
     index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
-    index.train(vectors)  # FAISS samples max_points_per_centroid x nlist points itself
-    index.add_with_ids(vectors, ids)
-    index.nprobe = _calibrated_nprobe(index, ids, vectors, policy.recall)
+    with _all_cores():  # k-means and calibration are batch work
+        index.train(vectors)  # FAISS samples max_points_per_centroid x nlist points itself
+        index.add_with_ids(vectors, ids)
+        index.nprobe = _calibrated_nprobe(index, ids, vectors, policy.recall)
     return index  # FAISS's wrapper keeps the quantizer alive as long as the index
 
 

@@ -3,18 +3,19 @@
 Three tables, written in the same transaction as the chunks they describe (``Store.write``
 calls ``add_chunks``; ``Store._delete_chunks`` calls ``delete_chunks``):
 
-* ``lexical`` — an FTS5 table whose rowid is the chunk rowid (= the FAISS id). It holds
-  the chunk's *analysed* text, not the stored text: ``tokenize`` terms (normalised,
-  stopwords dropped, numbers canonical) in column ``terms`` and their light stems in
-  column ``stems``. Caption/credit lines are left out. Stored text is never changed.
+* ``lexical`` — an FTS5 table (``lexical_vocab``: its term statistics) whose rowid is
+  the chunk rowid (= the FAISS id). It holds the chunk's *analysed* text, not the stored
+  text: ``tokenize`` terms (normalised, stopwords dropped, numbers canonical) in column
+  ``terms`` and their light stems in column ``stems``. Caption/credit lines are left out.
 * ``chunk_noise`` — per chunk, how many of its characters are caption, credit or
   navigation lines ("… / رويترز", "للمزيد: …", "*نقلاً عن …", separator rules).
 * ``paragraphs`` — a hash of every long-enough line (paragraph) of each chunk, so that a
   paragraph pasted verbatim into many articles can be recognised at query time and
-  credited to its first article only (see ``LexicalIndex.noise_shares``).
+  credited to its first article only (see ``LexicalSearcher.noise_shares``).
 
 The analysed text is derived data: ``ANALYZER_VERSION`` is recorded in ``meta`` and a
-store written by another version is re-analysed from its chunks on open (``ensure_current``).
+store written by another version is re-analysed from its chunks on open
+(``Store._ensure_lexical`` calls ``reanalyse``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -47,6 +48,10 @@ LEXICAL_MIGRATION: Final = """
     CREATE INDEX documents_by_published ON documents(published_at)
 """
 
+# Document frequency of each term per column, read straight from the FTS5 index
+# (pseudo-relevance feedback weighs expansion terms by their rarity).
+VOCABULARY_MIGRATION: Final = "CREATE VIRTUAL TABLE lexical_vocab USING fts5vocab(lexical, 'col')"
+
 # Bump when the analysis (terms, stems, caption rules, paragraph keys) changes.
 ANALYZER_VERSION: Final = "1"
 ANALYZER_META_KEY: Final = "lexical_analyzer"
@@ -59,7 +64,6 @@ MIN_PARAGRAPH_CHARS: Final = 40
 SITE_BOILERPLATE_MIN_DOCUMENTS: Final = 20
 # Caption/credit/navigation lines are short.
 CAPTION_MAX_WORDS: Final = 15
-REBUILD_BATCH: Final = 2000
 
 # Markers of a caption, photo credit or navigation line, matched on normalised text.
 _CAPTION_PREFIX_RE: Final = re.compile(
@@ -109,12 +113,6 @@ class ChunkRow:
     rowid: int
     start: int
     end: int
-
-
-def _lines(text: str, start: int, end: int) -> Iterable[tuple[int, int]]:
-    """(start, end) of each line of ``text`` that overlaps ``[start, end)``, clipped to it."""
-    for m in _LINE_RE.finditer(text, start, end):
-        yield m.start(), m.end()
 
 
 def add_chunks(tx: sqlite3.Connection, document_id: str, title: str | None, text: str,

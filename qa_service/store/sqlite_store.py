@@ -46,6 +46,7 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO meta VALUES ('generation', '0');
     """,
     lexical.LEXICAL_MIGRATION,
+    lexical.VOCABULARY_MIGRATION,
 )
 
 _PASSAGE_SQL = """

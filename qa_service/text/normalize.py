@@ -47,6 +47,7 @@ Arabic folding choices (standard for Arabic IR, e.g. Larkey et al.'s Light10 set
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -534,6 +535,9 @@ AR_MIN_STEM: Final = 2
 AR_ARTICLE_PREFIXES: Final[tuple[str, ...]] = ("وال", "بال", "كال", "فال", "لل", "ال")
 AR_SUFFIXES: Final[tuple[str, ...]] = ("ها", "ان", "ات", "ون", "ين", "يه", "ية", "ه", "ة", "ي")
 
+# Every answer stems the words of its passages again: remembering a news vocabulary's stems
+# costs a few MB and takes stemming off the /v1/ask profile.
+STEM_CACHE_SIZE: Final = 1 << 17
 # Latin: Harman's S-stemmer (plural -s only), on words longer than this.
 LATIN_MIN_STEM_LENGTH: Final = 3
 
@@ -569,6 +573,7 @@ def _stem_latin(token: str) -> str:
     return token
 
 
+@functools.lru_cache(maxsize=STEM_CACHE_SIZE)
 def light_stem(token: str) -> str:
     """Light stem of one token: Light10 for Arabic, plural-s stripping for lowercase Latin.
 

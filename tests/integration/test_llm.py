@@ -156,8 +156,8 @@ def test_a_4xx_refusal_is_not_retried(llm: FakeOpenAI) -> None:
 
 
 def test_an_unreachable_server_falls_back() -> None:
-    server = FakeOpenAI()  # never started: nothing listens on its port
-    server.stop()
+    server = FakeOpenAI().start()
+    server.stop()  # closed: nothing listens on its port any more
     assert ask(pipeline(server, timeout_s=1.0, retries=1), [SEED]).fallback
 
 

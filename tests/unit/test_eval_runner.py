@@ -224,18 +224,21 @@ def test_http_retries_busy_answers_and_records_rejected_questions(
         if "Panthers" not in question:
             return httpx.Response(400, json={"status": 400, "detail": "the question is not about football"})
         calls["panthers"] = calls.get("panthers", 0) + 1
-        if calls["panthers"] == 1:  # busy once: the evaluator waits and asks again
-            return httpx.Response(503, json={"status": 503, "detail": "busy"}, headers={"retry-after": "0"})
+        if calls["panthers"] <= 3:  # rate limited: waited out, without using up --retries
+            return httpx.Response(429, json={"status": 429, "detail": "slow down"},
+                                  headers={"retry-after": "0"})
+        if calls["panthers"] == 4:  # busy once: one retry
+            return httpx.Response(503, json={"status": 503, "detail": "busy"})
         return httpx.Response(200, content=_answer_json())
 
     run = evaluate(EvalOptions(dataset=dataset, url="http://qa.test", out=tmp_path / "o", top_k=3,
-                               concurrency=1),
+                               concurrency=1, retries=1),
                    Settings(), transport=httpx.MockTransport(handler))
     assert run.exit_code == EXIT_PARTIAL
     assert run.result["overall"]["errors"] == 4
     panthers = next(r for r in run.records if r.id == "q-panthers")
     assert panthers.error is None and panthers.exact_match and panthers.citations[0].valid
-    assert calls["panthers"] == 2
+    assert calls["panthers"] == 5
     assert calls["/v1/documents/mini/Panthers/0"] == 1
     rejected = next(r for r in run.records if r.id == "q-iraq")
     assert rejected.error == "HTTP 400: the question is not about football"
@@ -262,3 +265,22 @@ def test_cli_rejects_bad_options_with_a_message(dataset: Path, extra: list[str],
 def test_cli_reports_a_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(tmp_path / "nope.json")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_http_citations_that_cannot_be_read_back_are_reported_not_counted(
+        tmp_path: Path, dataset: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/readyz":
+            return httpx.Response(200, json={"status": "ready"})
+        if request.url.path.startswith("/v1/documents/"):
+            return httpx.Response(404, json={"status": 404, "detail": "Not Found"})
+        return httpx.Response(200, content=_answer_json())
+
+    run = evaluate(EvalOptions(dataset=dataset, url="http://qa.test", out=tmp_path / "o", limit=2),
+                   Settings(), transport=httpx.MockTransport(handler))
+    overall = run.result["overall"]
+    assert overall["citations"] == 2 and overall["citations_unchecked"] == 2
+    assert overall["citation_validity"] is None  # unknown, not 0% and not 100%
+    problem = run.records[0].citations[0].problem or ""
+    assert problem == "GET /v1/documents/mini/Panthers/0 returned 404: Not Found"
+    assert "**2 of 2 citations could not be checked**" in (run.out / "report.md").read_text()

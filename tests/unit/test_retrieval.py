@@ -109,7 +109,8 @@ def crosslingual(settings: Settings) -> Iterator[QAService]:
     service.ingest([
         _doc("troops", "يبلغ عدد الجنود الأمريكيين في العراق ٢٥٠٠ جندي."),
         _doc("match", "انتهت مباراة الأمس بالتعادل."),
-        _doc("quotes", "برنامج The Voice: how many troops are there ليس سؤالاً عسكرياً بل اسم أغنية في مباراة."),
+        _doc("quotes", "برنامج The Voice: how many troops are there "
+                       "ليس سؤالاً عسكرياً بل اسم أغنية في مباراة."),
     ])
     yield service
     service.close()
@@ -201,7 +202,8 @@ def test_same_report_on_two_dates_ranks_the_newer_first(fake_service: QAService)
         texts = {"old": "قال المتحدث إن عدد الجنود الأمريكيين في العراق يبلغ 5200 جندي.",
                  "new": "قال المتحدث إن عدد الجنود الأمريكيين في العراق يبلغ 2500 جندي."}
         dates = {"old": "2018-02-01", "new": "2018-08-01"}
-        service.ingest([_doc(f"{first}-{second}-{d}", texts[d], published_at=dates[d]) for d in (first, second)])
+        service.ingest([_doc(f"{first}-{second}-{d}", texts[d], published_at=dates[d])
+                        for d in (first, second)])
         ranked = _ids(service, "كم عدد الجنود الأمريكيين في العراق؟", 2)
         assert ranked == [f"{first}-{second}-new", f"{first}-{second}-old"]
         for d in (first, second):
@@ -259,7 +261,8 @@ def test_photo_captions_do_not_outrank_body_text(line_chunks: QAService) -> None
     line_chunks.ingest([
         _doc("captioned", "متظاهرون أمام البرلمان في بغداد / رويترز\nارتفعت أسعار الخبز في الأسواق المحلية.",
              published_at="2018-05-01"),
-        _doc("body", "تجمع متظاهرون أمام مبنى البرلمان في بغداد مطالبين بالإصلاح.", published_at="2018-04-01"),
+        _doc("body", "تجمع متظاهرون أمام مبنى البرلمان في بغداد مطالبين بالإصلاح.",
+             published_at="2018-04-01"),
     ])
     assert _ids(line_chunks, "متظاهرون أمام البرلمان في بغداد", 1) == ["body"]
 

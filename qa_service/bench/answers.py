@@ -1,0 +1,311 @@
+"""Answer benchmark: cited-sentence accuracy, short-answer EM/F1, abstention P/R, composition latency.
+
+    python -m qa_service.bench.answers [--limit N] [--top-k 5] [--out artifacts/bench/answers.json]
+
+Pool: the XQuAD Arabic paragraphs plus the ARCD paragraphs (../shared/data), ingested with
+the configured model into ``--index-dir`` (passage embeddings are cached, so a rerun is
+cheap). Questions: XQuAD, asked in Arabic (AR→AR) and in English over the same Arabic
+paragraphs (EN→AR), retrieved through the service's own retriever.
+
+* **cited-sentence accuracy**: the first citation's quote contains a gold answer
+  (after normalisation); an abstention on an answerable question is a miss.
+* **short-answer EM / F1**: SQuAD's token metrics after the service's Arabic-aware
+  normalisation (digits folded, alef/ya/ta-marbuta folded), punctuation and the articles
+  "a/an/the" and "ال" removed; no short answer scores 0.
+* **abstention**: each question is also asked with its gold paragraph removed from the
+  results (unanswerable). The threshold on the composer's confidence is calibrated on
+  the dev half of the XQuAD articles (maximising accuracy over answerable + unanswerable)
+  and reported on the test half.
+* **latency**: composition time per question (p50/p95), next to the baseline
+  "quote the first sentence of the top passage" measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import statistics
+import sys
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from qa_service.answer.base import ComposeInput, Composition
+from qa_service.answer.extractive import ExtractiveComposer
+from qa_service.answer.pipeline import extractive_composer
+from qa_service.answer.question import question_kind
+from qa_service.models import Document, Passage
+from qa_service.settings import Settings
+from qa_service.text import normalize, split_sentences
+
+SHARED_DATA: Final = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+XQUAD_AR: Final = "xquad/xquad.ar.json"
+XQUAD_EN: Final = "xquad/xquad.en.json"
+ARCD: Final = "arcd/arcd.json"
+# Retrieval depth: top_k passages answer; extra ones stand in when the gold one is removed.
+EXTRA_FOR_UNANSWERABLE: Final = 10
+_ARTICLES_RE: Final = re.compile(r"\b(?:a|an|the)\b")
+ARABIC_ARTICLE: Final = "ال"
+MIN_ARTICLE_STEM: Final = 2
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    question: str
+    lang: str  # question language
+    gold_doc: str
+    answers: tuple[str, ...]
+    split: str  # "dev" or "test"
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def _doc_id(prefix: str, context: str) -> str:
+    return f"{prefix}:{hashlib.sha256(context.encode()).hexdigest()[:16]}"
+
+
+def load_pool_and_items(data: Path) -> tuple[list[Document], list[Item]]:
+    """Pool documents (XQuAD-ar + ARCD paragraphs) and the XQuAD questions in both languages."""
+    docs: dict[str, Document] = {}
+    ar = json.loads((data / XQUAD_AR).read_text(encoding="utf-8"))
+    en = json.loads((data / XQUAD_EN).read_text(encoding="utf-8"))
+    english = {qa["id"]: qa["question"] for a in en["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    items: list[Item] = []
+    for article in ar["data"]:
+        split = "dev" if int(hashlib.sha256(article["title"].encode()).hexdigest(), 16) % 2 == 0 else "test"
+        for para in article["paragraphs"]:
+            context = para["context"]
+            doc_id = _doc_id("xquad", context)
+            docs.setdefault(doc_id, Document(id=doc_id, text=context, source="XQuAD", lang="ar"))
+            for qa in para["qas"]:
+                answers = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                items.append(Item(qa["id"], qa["question"].strip(), "ar", doc_id, answers, split))
+                if qa["id"] in english:
+                    items.append(Item(qa["id"], english[qa["id"]].strip(), "en", doc_id, answers, split))
+    arcd = json.loads((data / ARCD).read_text(encoding="utf-8"))
+    for article in arcd["data"]:
+        for para in article["paragraphs"]:
+            doc_id = _doc_id("arcd", para["context"])
+            docs.setdefault(doc_id, Document(id=doc_id, text=para["context"], source="ARCD", lang="ar"))
+    return list(docs.values()), items
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def answer_tokens(text: str) -> list[str]:
+    """SQuAD normalisation on the service's matching key: punctuation and articles removed."""
+    key = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in normalize(text))
+    key = _ARTICLES_RE.sub(" ", key)
+    return [t[len(ARABIC_ARTICLE):] if t.startswith(ARABIC_ARTICLE) and len(t) - 2 >= MIN_ARTICLE_STEM
+            else t for t in key.split()]
+
+
+def exact_match(prediction: str | None, answers: Sequence[str]) -> float:
+    if prediction is None:
+        return 0.0
+    return float(any(answer_tokens(prediction) == answer_tokens(a) for a in answers))
+
+
+def f1(prediction: str | None, answers: Sequence[str]) -> float:
+    if prediction is None:
+        return 0.0
+    pred = answer_tokens(prediction)
+    best = 0.0
+    for gold in answers:
+        ref = answer_tokens(gold)
+        common = sum((Counter(pred) & Counter(ref)).values())
+        if common:
+            p, r = common / len(pred), common / len(ref)
+            best = max(best, 2 * p * r / (p + r))
+    return best
+
+
+def quote_holds_answer(quote: str, answers: Sequence[str]) -> bool:
+    key = " ".join(answer_tokens(quote))
+    return any(" ".join(answer_tokens(a)) in key for a in answers if answer_tokens(a))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] if ordered else 0.0
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    item: Item
+    answerable: Composition
+    unanswerable: Composition
+    compose_ms: float
+    baseline_ms: float
+    baseline_hit: bool
+
+
+def lead_sentence_baseline(passages: Sequence[Passage]) -> str | None:
+    """The naive composer: quote the first sentence of the top passage."""
+    if not passages:
+        return None
+    s, e = split_sentences(passages[0].text)[0]
+    return passages[0].text[s:e]
+
+
+def run(items: Sequence[Item], service: Any, composer: ExtractiveComposer, top_k: int) -> list[Outcome]:
+    """Retrieve once per question, compose with and without the gold paragraph."""
+    outcomes: list[Outcome] = []
+    for n, item in enumerate(items, start=1):
+        passages, _ = service.search(item.question, top_k + EXTRA_FOR_UNANSWERABLE)
+        answerable = passages[:top_k]
+        without_gold = [p for p in passages if p.document_id != item.gold_doc][:top_k]
+        t0 = time.perf_counter()
+        with_gold = composer.compose(ComposeInput(item.question, item.lang, answerable))
+        t1 = time.perf_counter()
+        lead = lead_sentence_baseline(answerable)
+        t2 = time.perf_counter()
+        missing = composer.compose(ComposeInput(item.question, item.lang, without_gold))
+        outcomes.append(Outcome(item, with_gold, missing, (t1 - t0) * 1000, (t2 - t1) * 1000,
+                                lead is not None and quote_holds_answer(lead, item.answers)))
+        if n % 200 == 0:
+            print(f"  {n}/{len(items)} questions", file=sys.stderr)
+    return outcomes
+
+
+def calibrate(outcomes: Sequence[Outcome]) -> float:
+    """The confidence threshold that best separates answerable from unanswerable (dev split)."""
+    scored = [(o.answerable.confidence, True) for o in outcomes] + \
+             [(o.unanswerable.confidence, False) for o in outcomes]
+    values = sorted({c for c, _ in scored if c is not None})
+    best, best_acc = -math.inf, -1.0
+    for threshold in [-math.inf, *values]:
+        acc = sum((c is not None and c >= threshold) == ok for c, ok in scored) / len(scored)
+        if acc > best_acc:
+            best, best_acc = threshold, acc
+    return best
+
+
+def _answers(c: Composition, threshold: float) -> bool:
+    return not c.abstained and c.confidence is not None and c.confidence >= threshold
+
+
+def summarise(outcomes: Sequence[Outcome], threshold: float) -> dict[str, Any]:
+    """Every metric for one set of questions at the calibrated threshold."""
+    n = len(outcomes)
+    if n == 0:
+        return {"questions": 0}
+    answered = [_answers(o.answerable, threshold) for o in outcomes]
+    cited = [bool(o.answerable.citations) and quote_holds_answer(o.answerable.citations[0].quote,
+                                                                  o.item.answers) for o in outcomes]
+    shorts = [o.answerable.short_answer for o in outcomes]
+    refused = [not _answers(o.unanswerable, threshold) for o in outcomes]
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for o, s in zip(outcomes, shorts, strict=True):
+        by_kind[question_kind(o.item.question).value].append(f1(s, o.item.answers))
+    tp_abstain = sum(refused)
+    fp_abstain = sum(not a for a in answered)
+    return {
+        "questions": n,
+        "cited_sentence_accuracy": sum(c and a for c, a in zip(cited, answered, strict=True)) / n,
+        "cited_sentence_accuracy_no_abstention": sum(cited) / n,
+        "baseline_lead_sentence_accuracy": sum(o.baseline_hit for o in outcomes) / n,
+        "short_answer_em": 100 * statistics.fmean(exact_match(s, o.item.answers)
+                                                  for s, o in zip(shorts, outcomes, strict=True)),
+        "short_answer_f1": 100 * statistics.fmean(f1(s, o.item.answers)
+                                                  for s, o in zip(shorts, outcomes, strict=True)),
+        "short_answer_coverage": sum(s is not None for s in shorts) / n,
+        "short_answer_f1_by_kind": {k: {"n": len(v), "f1": 100 * statistics.fmean(v)}
+                                    for k, v in sorted(by_kind.items())},
+        "abstain_precision": tp_abstain / (tp_abstain + fp_abstain) if tp_abstain + fp_abstain else 0.0,
+        "abstain_recall": tp_abstain / n,
+        "answer_precision": sum(answered) / (sum(answered) + n - tp_abstain)
+        if sum(answered) + n - tp_abstain else 0.0,
+        "answer_recall": sum(answered) / n,
+        "compose_ms_p50": percentile([o.compose_ms for o in outcomes], 0.5),
+        "compose_ms_p95": percentile([o.compose_ms for o in outcomes], 0.95),
+        "baseline_compose_ms_p50": percentile([o.baseline_ms for o in outcomes], 0.5),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa_service.bench.answers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
+    parser.add_argument("--index-dir", type=Path, default=Path("artifacts/bench/answers-index"))
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=None, help="questions per language and split")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench/answers.json"))
+    args = parser.parse_args(argv)
+    if not (args.data / XQUAD_AR).exists():
+        print(f"needs {args.data / XQUAD_AR} (the shared data folder)", file=sys.stderr)
+        return 1
+    from qa_service.embedding import load_encoder
+    from qa_service.service import QAService
+
+    settings = Settings.from_env().replace(index_dir=args.index_dir)
+    docs, items = load_pool_and_items(args.data)
+    if args.limit:
+        groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
+        for item in items:
+            groups[(item.lang, item.split)].append(item)
+        items = [i for group in groups.values() for i in group[:args.limit]]
+    service = QAService(settings, load_encoder(settings))
+    try:
+        report = service.ingest(docs)
+        print(f"pool: {len(docs)} paragraphs ({report.added} newly ingested); {len(items)} questions",
+              file=sys.stderr)
+        # Thresholds are applied here, after calibration, so the composer never abstains itself.
+        composer = extractive_composer(settings, min_score=-math.inf)
+        if composer.similarity is None:
+            print("note: cross-lingual token vectors unavailable for this model", file=sys.stderr)
+        outcomes = run(items, service, composer, args.top_k)
+    finally:
+        service.close()
+    threshold = calibrate([o for o in outcomes if o.item.split == "dev"])
+    results: dict[str, Any] = {"threshold": threshold, "top_k": args.top_k, "pool_documents": len(docs),
+                               "model": settings.embedding_model, "sets": {}}
+    for lang, name in (("ar", "AR→AR"), ("en", "EN→AR")):
+        for split in ("dev", "test"):
+            chosen = [o for o in outcomes if o.item.lang == lang and o.item.split == split]
+            results["sets"][f"{name} {split}"] = summarise(chosen, threshold)
+    print_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    print(f"\nwrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\nAnswer benchmark (pool {results['pool_documents']} paragraphs, top_k {results['top_k']}, "
+          f"abstention threshold {results['threshold']:.4f} calibrated on dev)\n")
+    print("| set | n | cited-sent acc | (no abstention) | lead-sentence baseline | short EM | short F1 "
+          "| short coverage | abstain P | abstain R | answer P | answer R | compose p50 ms | p95 ms |")
+    print("|---|" + "---|" * 13)
+    for name, m in results["sets"].items():
+        if not m["questions"]:
+            continue
+        print(f"| {name} | {m['questions']} | {m['cited_sentence_accuracy']:.3f} | "
+              f"{m['cited_sentence_accuracy_no_abstention']:.3f} | "
+              f"{m['baseline_lead_sentence_accuracy']:.3f} | "
+              f"{m['short_answer_em']:.1f} | {m['short_answer_f1']:.1f} | {m['short_answer_coverage']:.2f} | "
+              f"{m['abstain_precision']:.3f} | {m['abstain_recall']:.3f} | {m['answer_precision']:.3f} | "
+              f"{m['answer_recall']:.3f} | {m['compose_ms_p50']:.2f} | {m['compose_ms_p95']:.2f} |")
+    print("\nshort-answer F1 by question kind (test sets):")
+    for name, m in results["sets"].items():
+        if name.endswith("test") and m["questions"]:
+            kinds = ", ".join(f"{k} {v['f1']:.1f} (n={v['n']})"
+                              for k, v in m["short_answer_f1_by_kind"].items())
+            print(f"  {name}: {kinds}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""The OpenVINO encoder must embed as ``SentenceTransformer.encode`` does, with the real model.
+
+Token ids and counts are compared exactly (prompts, whitespace, Arabic, truncation at 512);
+embeddings by cosine: questions (f32) >= 0.9999, passages (bf16 where the CPU has it) >= 0.999.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qa_service.embedding.openvino import OpenVINOEncoder
+from qa_service.embedding.provision import load_model_encoder, resolve_model_path
+from qa_service.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+TEXTS = [
+    "أعلنت بغداد توصلها إلى اتفاق مع واشنطن لإنهاء مهمة التحالف، وتنشر الولايات المتحدة ٢٥٠٠ عسكري.",
+    "  The Panthers defense gave up just 308 points.  ",
+    "\nسؤال؟ نعم؛ لا، ربما",
+    "كلمة " * 700,  # longer than the model's 512 tokens: truncated alike
+]
+QUESTIONS = ["كم عدد الجنود الأمريكيين في العراق؟", "How many US troops are in Iraq?", "x"]
+
+
+@pytest.fixture(scope="module")
+def encoders() -> tuple[OpenVINOEncoder, Any]:
+    pytest.importorskip("openvino", reason="the OpenVINO backend needs `pip install openvino`")
+    from sentence_transformers import SentenceTransformer
+
+    settings = Settings.from_env().replace(encoder_backend="openvino")
+    ours = load_model_encoder(settings)
+    assert isinstance(ours, OpenVINOEncoder)
+    plain = SentenceTransformer(resolve_model_path(settings)[0], device="cpu")
+    return ours, plain
+
+
+def test_token_ids_and_counts_match_the_model_tokenizer(encoders: tuple[OpenVINOEncoder, Any]) -> None:
+    ours, plain = encoders
+    assert ours.count_tokens(TEXTS) == [len(ids) for ids in plain.tokenizer(TEXTS, add_special_tokens=False)
+                                        ["input_ids"]]
+    prompt = ours.info.document_prompt
+    want = plain.tokenizer([prompt + t for t in TEXTS], truncation=True, max_length=512)["input_ids"]
+    assert [e.ids for e in ours._tokenize([prompt + t for t in TEXTS])] == want
+
+
+def test_embeddings_match_sentence_transformers(encoders: tuple[OpenVINOEncoder, Any]) -> None:
+    ours, plain = encoders
+    questions = ours.encode_queries(QUESTIONS)
+    ref_q = plain.encode(QUESTIONS, prompt_name="query", normalize_embeddings=True)
+    assert np.sum(questions * ref_q, axis=1).min() >= 0.9999
+    passages = ours.encode_passages(TEXTS)
+    ref_p = plain.encode(TEXTS, prompt_name="document", normalize_embeddings=True)
+    assert np.sum(passages * ref_p, axis=1).min() >= 0.999
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-5)
+    # Batching and order must not change a text's vector.
+    single = ours.encode_passages(TEXTS[1:2])
+    assert float(single[0] @ passages[1]) >= 0.9999
