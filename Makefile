@@ -36,7 +36,10 @@ lint: install
 	$(VENV)/bin/ruff check qa_service tests
 	$(VENV)/bin/mypy
 
+BENCH_ARGS ?=
+
 bench: install
+	$(QA) bench all $(BENCH_ARGS)
 	$(QA) bench retrieval
 
 load: install

@@ -78,6 +78,8 @@ class Settings:
     # Answering: the extractive composer abstains when its best evidence scores below this
     # (retrieval score plus question-term coverage; calibrated by `python -m qa_service.bench.answers`).
     min_answer_score: float = 0.80
+    # The same for evidence in another language than the question (scored differently).
+    min_answer_score_cross_lingual: float = 0.80
 
     def __post_init__(self) -> None:
         if self.passage_precision not in ("auto", "float32", "bfloat16"):

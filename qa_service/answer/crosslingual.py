@@ -25,6 +25,7 @@ import json
 import logging
 import struct
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 WORD_EMBEDDINGS_SUFFIX: Final = "word_embeddings.weight"
 _SAFETENSORS_DTYPES: Final = {"F32": np.float32, "F16": np.float16, "BF16": None}
 _HEADER_LENGTH_BYTES: Final = 8
+# Sentences whose token ids are remembered (a few MB at most).
+SENTENCE_CACHE_SIZE: Final = 20_000
 
 
 class SentenceSimilarity(Protocol):
@@ -53,6 +56,8 @@ class TokenVectors:
     def __init__(self, matrix: npt.NDArray[np.floating], tokenizer: Tokenizer) -> None:
         self._matrix = matrix
         self._tokenizer = tokenizer
+        # Popular passages come back question after question; their tokens are kept.
+        self._token_ids = lru_cache(maxsize=SENTENCE_CACHE_SIZE)(self._encode)
 
     @classmethod
     def from_model_dir(cls, path: Path) -> TokenVectors | None:
@@ -76,9 +81,8 @@ class TokenVectors:
         """Mean over question tokens of the best cosine with each sentence's tokens."""
         if not sentences:
             return []
-        encodings = self._tokenizer.encode_batch([question, *sentences], add_special_tokens=False)
-        q = self._unit_rows(np.unique(encodings[0].ids))
-        ids = [np.unique(np.asarray(enc.ids, dtype=np.int64)) for enc in encodings[1:]]
+        q = self._unit_rows(self._encode(question))
+        ids = [self._token_ids(sentence) for sentence in sentences]
         lengths = np.array([len(i) for i in ids])
         if q.shape[0] == 0 or not lengths.sum():
             return [0.0] * len(sentences)
@@ -91,6 +95,11 @@ class TokenVectors:
         best = np.zeros((len(sentences), q.shape[0]), dtype=np.float32)
         best[present] = np.maximum.reduceat(cosines, starts[present], axis=0)
         return [float(v) for v in best.mean(axis=1)]
+
+    def _encode(self, text: str) -> npt.NDArray[np.int64]:
+        """Distinct token ids of ``text`` (one call: the batch API's thread pool costs more here)."""
+        return np.unique(np.asarray(self._tokenizer.encode(text, add_special_tokens=False).ids,
+                                    dtype=np.int64))
 
     def _unit_rows(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         rows = np.asarray(self._matrix[ids], dtype=np.float32)
@@ -113,5 +122,6 @@ def _map_word_embeddings(path: Path) -> npt.NDArray[np.floating] | None:
         raise ValueError(f"unsupported dtype {entry['dtype']} for {name}")
     begin, _ = entry["data_offsets"]
     rows, dim = entry["shape"]
-    return np.memmap(path, dtype=np.dtype(dtype).newbyteorder("<"), mode="r",
-                     offset=_HEADER_LENGTH_BYTES + length + begin, shape=(rows, dim))
+    mapped = np.memmap(path, dtype=np.dtype(dtype).newbyteorder("<"), mode="r",
+                       offset=_HEADER_LENGTH_BYTES + length + begin, shape=(rows, dim))
+    return np.asarray(mapped)  # a plain view of the map: indexing skips memmap's Python overhead

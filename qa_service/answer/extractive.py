@@ -30,7 +30,7 @@ from qa_service.answer.base import ComposeInput, Composition
 from qa_service.answer.crosslingual import SentenceSimilarity
 from qa_service.answer.injection import addresses_a_model
 from qa_service.answer.question import Kind, Question, analyse, stemmed_terms, years_in
-from qa_service.answer.short import Span, figure_value, short_answer
+from qa_service.answer.short import Span, figure_value, may_answer, short_answer
 from qa_service.models import Citation, Passage
 from qa_service.text import script_ratio, split_sentences
 
@@ -38,14 +38,17 @@ from qa_service.text import script_ratio, split_sentences
 # feature in [0, 1]. Retrieval cosines of the default model sit in 0.7-0.9, so these are
 # tie-breakers among good passages more than overrides of retrieval. Tuned on the XQuAD
 # dev split (`python -m qa_service.bench.answers`).
-OVERLAP_WEIGHT: Final = 0.12
-# Cross-lingual token-vector match of question and sentence (see answer/crosslingual.py).
-MATCH_WEIGHT: Final = 0.2
+OVERLAP_WEIGHT: Final = 0.2
+# Token-vector match of question and sentence, for sentences in another language than the
+# question (see answer/crosslingual.py); its values spread over about 0.1-0.35.
+MATCH_WEIGHT: Final = 0.6
 TYPE_MATCH_WEIGHT: Final = 0.03
 TIME_MATCH_WEIGHT: Final = 0.05
-RANK_PENALTY: Final = 0.01
+RANK_PENALTY: Final = 0.005
 # Passages whose sentences are considered (the rest are too far down to lead an answer).
 PASSAGES_CONSIDERED: Final = 5
+# Candidates, best first, whose short answer is worked out (the lead and its contenders).
+SHORT_ANSWER_CANDIDATES: Final = 6
 # A second citation from another article is added when it scores this close to the best
 # and carries the same short answer (corroboration).
 SECOND_CITATION_MARGIN: Final = 0.02
@@ -95,8 +98,11 @@ class ExtractiveComposer:
 
     name = "extractive"
 
-    def __init__(self, min_score: float, similarity: SentenceSimilarity | None = None) -> None:
+    def __init__(self, min_score: float, similarity: SentenceSimilarity | None = None, *,
+                 min_score_cross_lingual: float | None = None) -> None:
         self.min_score = min_score
+        self.min_score_cross_lingual = min_score if min_score_cross_lingual is None \
+            else min_score_cross_lingual
         self.similarity = similarity
 
     def compose(self, request: ComposeInput) -> Composition:
@@ -105,7 +111,10 @@ class ExtractiveComposer:
         if not ranked:
             return abstention(question.lang, confidence=None)
         best = ranked[0]
-        if best.score < self.min_score:
+        # Cross-lingual evidence scores on another scale (token-vector match instead of
+        # word overlap), so it has its own calibrated threshold.
+        threshold = self.min_score if best.passage.lang == question.lang else self.min_score_cross_lingual
+        if best.score < threshold:
             return abstention(question.lang, confidence=best.score)
         newer, older = _disagreement(question, ranked)
         if newer is not None and older is not None:
@@ -132,22 +141,43 @@ def rank_evidence(question: Question, passages: Sequence[Passage],
                 sentences.append((rank, p, s, e, set(stemmed_terms(p.text[s:e]))))
     weights = _term_weights(question.terms, [terms for *_, terms in sentences])
     total = sum(weights.values())
-    matched = similarity.similarities(question.text, [p.text[s:e] for _, p, s, e, _ in sentences]) \
-        if similarity is not None else [0.0] * len(sentences)
-    out: list[Evidence] = []
+    matched = _cross_lingual_match(question, [(p, s, e) for _, p, s, e, _ in sentences], similarity)
+    scored: list[tuple[float, int, Passage, int, int]] = []
     for (rank, p, s, e, terms), match in zip(sentences, matched, strict=True):
         sentence = p.text[s:e]
         overlap = sum(weights[t] for t in question.terms & terms) / total if total else 0.0
-        found = short_answer(question, sentence)
+        typed = may_answer(question, sentence, anchored=overlap > 0)
         time_match = bool(question.years) and bool(
             question.years & (years_in(sentence) | years_in((p.published_at or "")[:4])))
         score = (p.score - RANK_PENALTY * rank + OVERLAP_WEIGHT * overlap + MATCH_WEIGHT * match
-                 + TYPE_MATCH_WEIGHT * (found is not None) + TIME_MATCH_WEIGHT * time_match)
+                 + TYPE_MATCH_WEIGHT * typed + TIME_MATCH_WEIGHT * time_match)
+        scored.append((round(score, 6), rank, p, s, e))
+    scored.sort(key=lambda c: (-c[0], c[1], c[3]))
+    # Short answers (the costly part) only for the candidates that can lead or contend.
+    out: list[Evidence] = []
+    for i, (score, rank, p, s, e) in enumerate(scored):
+        found = short_answer(question, p.text[s:e]) if i < SHORT_ANSWER_CANDIDATES else None
         short, span = found if found else (None, None)
         value = figure_value(short) if short and question.kind is Kind.QUANTITY else None
-        out.append(Evidence(p, rank, s, e, round(score, 6), short, span, value))
-    out.sort(key=lambda ev: (-ev.score, ev.rank, ev.start))
+        out.append(Evidence(p, rank, s, e, score, short, span, value))
     return out
+
+def _cross_lingual_match(question: Question, spans: list[tuple[Passage, int, int]],
+                         similarity: SentenceSimilarity | None) -> list[float]:
+    """Token-vector match for sentences in another language than the question (0 elsewhere).
+
+    Within one language lexical overlap is the better signal (measured), and skipping the
+    tokenizer there keeps same-language composition fast.
+    """
+    scores = [0.0] * len(spans)
+    foreign = [i for i, (p, _, _) in enumerate(spans) if p.lang != question.lang]
+    if similarity is None or not foreign:
+        return scores
+    found = similarity.similarities(question.text, [spans[i][0].text[spans[i][1]:spans[i][2]]
+                                                    for i in foreign])
+    for i, value in zip(foreign, found, strict=True):
+        scores[i] = value
+    return scores
 
 
 def _term_weights(question_terms: frozenset[str], sentence_terms: list[set[str]]) -> dict[str, float]:

@@ -12,6 +12,7 @@ takes its place).
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from qa_service.answer.base import ComposeInput, Composer, Composition
@@ -24,10 +25,15 @@ from qa_service.settings import DEFAULT_MODEL, Settings
 log = logging.getLogger(__name__)
 
 
-def extractive_composer(settings: Settings, min_score: float | None = None) -> ExtractiveComposer:
-    """The extractive composer, matching across languages with the embedding model's token vectors."""
-    return ExtractiveComposer(settings.min_answer_score if min_score is None else min_score,
-                              TokenVectors.from_model_dir(_model_dir(settings)))
+def extractive_composer(settings: Settings, *, abstain: bool = True) -> ExtractiveComposer:
+    """The extractive composer, matching across languages with the embedding model's token vectors.
+
+    ``abstain=False`` (benchmarks) never abstains, so thresholds can be calibrated afterwards.
+    """
+    if not abstain:
+        return ExtractiveComposer(-math.inf, TokenVectors.from_model_dir(_model_dir(settings)))
+    return ExtractiveComposer(settings.min_answer_score, TokenVectors.from_model_dir(_model_dir(settings)),
+                              min_score_cross_lingual=settings.min_answer_score_cross_lingual)
 
 
 def _model_dir(settings: Settings) -> Path:

@@ -108,6 +108,15 @@ def short_answer(question: Question, sentence: str) -> tuple[str, Span | None] |
     return (sentence[span[0]:span[1]], span) if span else None
 
 
+def may_answer(question: Question, sentence: str, anchored: bool) -> bool:
+    """A cheap test: could ``sentence`` hold the kind of answer asked for? (ranking feature)"""
+    if question.kind is Kind.QUANTITY:
+        return bool(quantities(sentence))
+    if question.kind is Kind.DATE:
+        return _DATE_RE.search(fold_digits(sentence)) is not None
+    return anchored and question.kind in MAX_NAME_WORDS
+
+
 def quantities(sentence: str) -> list[tuple[float | None, Span]]:
     """Counts and amounts in ``sentence`` (value when written in digits), years left out."""
     found: list[tuple[float | None, Span]] = []

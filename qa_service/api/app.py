@@ -242,22 +242,29 @@ async def add_documents(service: NamedDependency[QAService],
                           chunks=report.chunks, ids=[d.id for d in docs])
 
 
-@get("/v1/documents/{doc_id:str}", sync_to_thread=True, summary="A stored document",
+@get("/v1/documents/{doc_id:path}", sync_to_thread=True, summary="A stored document",
      opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED,
      responses=problem_responses(401, 404, *V1_PROBLEMS))
 def get_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> Document:
+    doc_id = _document_id(doc_id)
     doc = service.store.get_document(doc_id)
     if doc is None:
         raise NotFoundError(f"no document with id {doc_id!r}")
     return doc
 
 
-@delete("/v1/documents/{doc_id:str}", sync_to_thread=True, status_code=204,
+@delete("/v1/documents/{doc_id:path}", sync_to_thread=True, status_code=204,
         summary="Delete a document and its chunks", opt={access.ACCESS_OPT: access.WRITE},
         security=KEY_WHEN_CONFIGURED, responses=problem_responses(401, 404, 409, *V1_PROBLEMS, 507))
 def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> None:
+    doc_id = _document_id(doc_id)
     if not service.delete(doc_id):
         raise NotFoundError(f"no document with id {doc_id!r}")
+
+
+def _document_id(path: str) -> str:
+    """Ids may contain "/" (e.g. ``xquad-ar/Super_Bowl_50/0``): the route takes the rest of the path."""
+    return path.removeprefix("/")
 
 
 # -- health -----------------------------------------------------------------------------

@@ -21,6 +21,8 @@ Column = Literal["terms", "stems"]
 
 # SQLite caps bound parameters; candidate lists are far shorter, but batch to be safe.
 SQL_BATCH: Final = 500
+# Most matching rows one BM25 query may score (~1 µs each in FTS5; see ``search``).
+MATCH_BUDGET: Final = 4000
 
 _LATIN_TERM_RE: Final = re.compile(r"[a-z][a-z0-9.]*")
 _NUMBER_TERM_RE: Final = re.compile(r"[0-9][0-9.]*")
@@ -72,13 +74,23 @@ class LexicalSearcher:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._languages: tuple[int, dict[str, int]] | None = None
 
     def search(self, terms: Sequence[str], limit: int, column: Column = "terms",
                cond: Condition | None = None) -> list[LexicalHit]:
-        """Top ``limit`` chunks by BM25 for any of ``terms``, among those ``cond`` allows."""
+        """Top ``limit`` chunks by BM25 for any of ``terms``, among those ``cond`` allows.
+
+        FTS5 scores every matching row (about a microsecond each), so the query keeps the
+        rarest terms whose matches add up to at most ``MATCH_BUDGET`` rows. A term in that
+        many chunks has a small IDF and changes the top of the ranking little; when every
+        term is that common, the lexical ranking is skipped and dense search decides.
+        """
         if not terms or limit <= 0:
             return []
-        expr = match_expression(terms, column)
+        kept = self._affordable(terms, column)
+        if not kept:
+            return []
+        expr = match_expression(kept, column)
         if cond is None or cond.always:
             rows = self._store.reader().execute(
                 "SELECT rowid, rank FROM lexical WHERE lexical MATCH ? ORDER BY rank LIMIT ?",
@@ -90,6 +102,27 @@ class LexicalSearcher:
                 "ORDER BY l.rank LIMIT ?", (expr, *cond.args, limit))
         # FTS5's rank is -BM25 (smaller is better); report BM25 itself.
         return [LexicalHit(int(r[0]), -float(r[1])) for r in rows]
+
+    def _affordable(self, terms: Sequence[str], column: Column) -> list[str]:
+        """The rarest of ``terms`` (present in the index) within the match budget."""
+        df = self.document_frequencies(terms, column)
+        kept: list[str] = []
+        spent = 0
+        for term in sorted((t for t in terms if df.get(t)), key=lambda t: df[t]):
+            spent += df[term]
+            if spent > MATCH_BUDGET:
+                break
+            kept.append(term)
+        return kept
+
+    def languages(self) -> dict[str, int]:
+        """Number of documents per language (``lang``), cached per store generation."""
+        generation = self._store.generation()
+        if self._languages is None or self._languages[0] != generation:
+            rows = self._store.reader().execute(
+                "SELECT lang, count(*) FROM documents GROUP BY lang").fetchall()
+            self._languages = (generation, {str(lang): int(n) for lang, n in rows})
+        return self._languages[1]
 
     def chunk_terms(self, rowids: Sequence[int], column: Column = "terms") -> dict[int, list[str]]:
         """The analysed terms of each chunk (for pseudo-relevance feedback)."""
@@ -103,11 +136,13 @@ class LexicalSearcher:
                 out[int(rid)] = str(text).split()
         return out
 
-    def document_frequencies(self, terms: Sequence[str],
-                             column: Column = "terms") -> tuple[int, dict[str, int]]:
-        """Number of indexed chunks, and in how many of them each term occurs."""
+    def chunk_count(self) -> int:
+        """Number of indexed chunks."""
+        return int(self._store.reader().execute("SELECT count(*) FROM chunk_noise").fetchone()[0])
+
+    def document_frequencies(self, terms: Sequence[str], column: Column = "terms") -> dict[str, int]:
+        """In how many chunks each term occurs (terms found nowhere are absent)."""
         conn = self._store.reader()
-        total = int(conn.execute("SELECT count(*) FROM chunk_noise").fetchone()[0])
         df: dict[str, int] = {}
         for i in range(0, len(terms), SQL_BATCH):
             batch = list(terms[i:i + SQL_BATCH])
@@ -115,7 +150,7 @@ class LexicalSearcher:
             df.update((str(t), int(n)) for t, n in conn.execute(
                 f"SELECT term, doc FROM lexical_vocab WHERE col = ? AND term IN ({marks})",
                 [column, *batch]))
-        return total, df
+        return df
 
     def noise_shares(self, rowids: Sequence[int]) -> dict[int, float]:
         """Share (0-1) of each chunk's text that is noise.

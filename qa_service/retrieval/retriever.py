@@ -108,12 +108,22 @@ class Retriever:
         lang = detect_language(question)
         if cfg.number_boost > 0 or cfg.name_boost > 0:
             dense_ids = self._anchored(question, dense, cfg)
-        same = self._lexical.search(terms, depth, cfg.column, cond.also("d.lang = ?", lang))
-        rankings = [(dense_ids, cfg.dense_weight), ([h.rowid for h in same], cfg.lexical_weight)]
+        rankings = [(dense_ids, cfg.dense_weight),
+                    (self._same_language(terms, lang, depth, cond, cfg), cfg.lexical_weight)]
         if cfg.prf_weight > 0:
             prf_cond = cond if cfg.prf_same_language else cond.also("d.lang != ?", lang)
             rankings.append((self._feedback(dense_ids, terms, depth, prf_cond, cfg), cfg.prf_weight))
         return rankings
+
+    def _same_language(self, terms: list[str], lang: str, depth: int, cond: Condition,
+                       cfg: RetrievalConfig) -> list[int]:
+        """BM25 ranking among passages written in the question's language."""
+        languages = self._lexical.languages()
+        if not languages.get(lang):
+            return []  # e.g. an English question over an Arabic-only collection
+        if set(languages) != {lang}:  # a mixed collection: keep to the question's language
+            cond = cond.also("d.lang = ?", lang)
+        return [h.rowid for h in self._lexical.search(terms, depth, cfg.column, cond)]
 
     def _anchored(self, question: str, dense: list[tuple[int, float]],
                   cfg: RetrievalConfig) -> list[int]:
@@ -151,8 +161,9 @@ class Retriever:
         by_id = self._lexical.chunk_terms(top, cfg.column)
         docs = [by_id.get(rid, []) for rid in top]
         vocabulary = sorted({t for d in docs for t in d})
-        total, df = self._lexical.document_frequencies(vocabulary, cfg.column)
-        expansion = feedback_terms(docs, df, total, cfg.prf_terms, exclude=frozenset(terms))
+        df = self._lexical.document_frequencies(vocabulary, cfg.column)
+        expansion = feedback_terms(docs, df, self._lexical.chunk_count(), cfg.prf_terms,
+                                   exclude=frozenset(terms))
         return [h.rowid for h in self._lexical.search(expansion, depth, cfg.column, cond)]
 
     def _dense(self, qvec: np.ndarray, depth: int, cond: Condition) -> list[tuple[int, float]]:

@@ -50,7 +50,13 @@ LEXICAL_MIGRATION: Final = """
 
 # Document frequency of each term per column, read straight from the FTS5 index
 # (pseudo-relevance feedback weighs expansion terms by their rarity).
-VOCABULARY_MIGRATION: Final = "CREATE VIRTUAL TABLE lexical_vocab USING fts5vocab(lexical, 'col')"
+# Covering indexes: filters and the language split read these columns without touching the
+# document rows (whose long ``text`` would be read through on every lookup).
+VOCABULARY_MIGRATION: Final = """
+    CREATE VIRTUAL TABLE lexical_vocab USING fts5vocab(lexical, 'col');
+    CREATE INDEX documents_attributes ON documents(id, lang, source, published_at);
+    CREATE INDEX documents_by_lang ON documents(lang)
+"""
 
 # Bump when the analysis (terms, stems, caption rules, paragraph keys) changes.
 ANALYZER_VERSION: Final = "1"

@@ -109,3 +109,12 @@ def test_health_and_readiness(client: TestClient) -> None:  # type: ignore[type-
     assert ready["status"] == "ready" and ready["model"] == "fake-hash-encoder"
     schema = client.get("/schema/openapi.json").json()
     assert {"/v1/ask", "/v1/search", "/v1/documents", "/healthz", "/readyz"} <= set(schema["paths"])
+
+
+def test_document_ids_with_slashes_are_addressable(client: TestClient) -> None:  # type: ignore[type-arg]
+    doc = {"id": "xquad-ar/Super_Bowl_50/0", "text": "لم يتخلى فريق بانثرز سوى عن 308 نقطة."}
+    assert client.post("/v1/documents", json=doc).status_code == 201
+    assert client.get("/v1/documents/xquad-ar/Super_Bowl_50/0").json()["id"] == doc["id"]
+    assert client.get("/v1/documents/xquad-ar%2FSuper_Bowl_50%2F0").json()["id"] == doc["id"]
+    assert client.delete("/v1/documents/xquad-ar/Super_Bowl_50/0").status_code == 204
+    assert client.get("/v1/documents/xquad-ar/Super_Bowl_50/0").status_code == 404

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,6 @@ from qa_service.models import Answer, Citation, Passage, Timings
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from tests.fakes import FakeEncoder
-from tests.integration.conftest import free_port
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OUTPUT_FILES = ("results.json", "records.jsonl", "report.md", "recall_at_k.png", "latency.png",
@@ -46,6 +46,12 @@ QUESTIONS = [
     ("q-nile", "Nile", "How many kilometres long is the Nile river?", "6650"),
     ("q-nile-where", "Nile", "Where does the Nile flow into the Mediterranean Sea?", "Mediterranean Sea"),
 ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture
