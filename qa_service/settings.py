@@ -77,9 +77,9 @@ class Settings:
     writer_wait_s: float = 10.0
     # Answering: the extractive composer abstains when its best evidence scores below this
     # (retrieval score plus question-term coverage; calibrated by `python -m qa_service.bench.answers`).
-    min_answer_score: float = 0.80
+    min_answer_score: float = 0.94
     # The same for evidence in another language than the question (scored differently).
-    min_answer_score_cross_lingual: float = 0.80
+    min_answer_score_cross_lingual: float = 0.96
 
     def __post_init__(self) -> None:
         if self.passage_precision not in ("auto", "float32", "bfloat16"):

@@ -67,13 +67,17 @@ class TokenVectors:
             return None
         try:
             matrix = _map_word_embeddings(weights)
-            tokenizer = Tokenizer.from_file(str(tokenizer_file))
         except (OSError, ValueError, KeyError, struct.error) as exc:
             # The composer works without it (lexical scoring only); say why once.
-            log.warning("cross-lingual sentence matching is off: cannot read %s (%s)", path, exc)
+            log.warning("cross-lingual sentence matching is off: cannot read %s (%s)", weights, exc)
             return None
         if matrix is None:
             log.warning("cross-lingual sentence matching is off: no word embeddings in %s", weights)
+            return None
+        try:
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as exc:  # the tokenizers library raises bare Exception for a bad file
+            log.warning("cross-lingual sentence matching is off: cannot read %s (%s)", tokenizer_file, exc)
             return None
         return cls(matrix, tokenizer)
 

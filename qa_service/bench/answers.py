@@ -104,7 +104,8 @@ def load_pool_and_items(data: Path) -> tuple[list[Document], list[Item]]:
 
 def answer_tokens(text: str) -> list[str]:
     """SQuAD normalisation on the service's matching key: punctuation and articles removed."""
-    key = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in normalize(text))
+    # Punctuation is deleted, not spaced, as in SQuAD's script: "2,500" and "٢٬٥٠٠" give "2500".
+    key = "".join(ch for ch in normalize(text) if not unicodedata.category(ch).startswith("P"))
     key = _ARTICLES_RE.sub(" ", key)
     return [t[len(ARABIC_ARTICLE):] if t.startswith(ARABIC_ARTICLE) and len(t) - 2 >= MIN_ARTICLE_STEM
             else t for t in key.split()]
@@ -161,7 +162,8 @@ def lead_sentence_baseline(passages: Sequence[Passage]) -> str | None:
     return passages[0].text[s:e]
 
 
-def run(items: Sequence[Item], service: Any, composer: ExtractiveComposer, top_k: int) -> list[Outcome]:
+def answer_all(items: Sequence[Item], service: Any, composer: ExtractiveComposer,
+               top_k: int) -> list[Outcome]:
     """Retrieve once per question, compose with and without the gold paragraph."""
     outcomes: list[Outcome] = []
     for n, item in enumerate(items, start=1):
@@ -236,17 +238,28 @@ def summarise(outcomes: Sequence[Outcome], threshold: float) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa_service.bench.answers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=SHARED_DATA)
-    parser.add_argument("--index-dir", type=Path, default=Path("artifacts/bench/answers-index"))
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of this benchmark (also usable as a ``qa-service bench`` subcommand)."""
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with xquad/ and arcd/")
+    parser.add_argument("--index-dir", type=Path, default=Path("artifacts/bench/answers-index"),
+                        help="where the paragraph pool is ingested (reused across runs)")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--limit", type=int, default=None, help="questions per language and split")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench/answers.json"))
-    args = parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa_service.bench.answers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ingest the pool, answer every question with and without its gold paragraph, report."""
     if not (args.data / XQUAD_AR).exists():
-        print(f"needs {args.data / XQUAD_AR} (the shared data folder)", file=sys.stderr)
+        print(f"error: the benchmark needs {args.data / XQUAD_AR} (and arcd/ beside it); pass --data DIR",
+              file=sys.stderr)
         return 1
     from qa_service.embedding import load_encoder
     from qa_service.service import QAService
@@ -267,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         composer = extractive_composer(settings, abstain=False)
         if composer.similarity is None:
             print("note: cross-lingual token vectors unavailable for this model", file=sys.stderr)
-        outcomes = run(items, service, composer, args.top_k)
+        outcomes = answer_all(items, service, composer, args.top_k)
     finally:
         service.close()
     # Arabic questions over Arabic passages calibrate QA_MIN_ANSWER_SCORE; English ones

@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -390,7 +390,8 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate(service.retriever, questions, vectors, methods)
     finally:
         service.close()
-    report: dict[str, Any] = {"pool": pool, "results": results}
+    report: dict[str, Any] = {"pool": pool, "configs": {k: asdict(v) for k, v in methods.items()},
+                              "results": results}
     print(f"pool: {pool['documents']} documents ({pool['news_articles']} news articles sampled with "
           f"seed {pool['sample_seed']} + XQuAD-ar and ARCD paragraphs), {pool['chunks']} chunks\n")
     print(table(results))

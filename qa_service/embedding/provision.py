@@ -109,5 +109,10 @@ def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) 
     if not model_dir.is_dir():
         raise ModelUnavailableError(f"{name!r} is not a local model folder")
     ir = ensure_converted(model_dir, settings.model_cache)
-    return OpenVINOEncoder(model_dir, ir, model_id=model_id, batch_size=settings.encode_batch_size,
-                           threads=settings.torch_threads, passage_bf16=bf16)
+    try:
+        return OpenVINOEncoder(model_dir, ir, model_id=model_id, batch_size=settings.encode_batch_size,
+                               threads=settings.torch_threads, passage_bf16=bf16)
+    except (RuntimeError, OSError, ValueError, TypeError) as exc:  # a damaged conversion
+        raise ModelUnavailableError(
+            f"the OpenVINO conversion in {ir} cannot be loaded ({exc}); delete that folder to "
+            "convert again") from exc

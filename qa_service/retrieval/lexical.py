@@ -22,7 +22,7 @@ Column = Literal["terms", "stems"]
 # SQLite caps bound parameters; candidate lists are far shorter, but batch to be safe.
 SQL_BATCH: Final = 500
 # Most matching rows one BM25 query may score (~1 µs each in FTS5; see ``search``).
-MATCH_BUDGET: Final = 4000
+MATCH_BUDGET: Final = 3000
 
 _LATIN_TERM_RE: Final = re.compile(r"[a-z][a-z0-9.]*")
 _NUMBER_TERM_RE: Final = re.compile(r"[0-9][0-9.]*")

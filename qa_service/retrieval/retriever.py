@@ -3,15 +3,17 @@
 Hybrid retrieval that knows the question's language (see README "Retrieval"):
 
 1. Dense: inner product over the live FAISS generation.
-2. Lexical, same language: BM25 (SQLite FTS5) over the analysed chunk text, counted only
-   for passages written in the question's language. Lexical matching of an English
-   question against Arabic text only promotes noise (rare Latin tokens), so it is never
-   used across languages.
-3. Cross-language signals for passages in another language than the question: anchors
-   (numbers and Latin-script names, which read the same in both), and pseudo-relevance
-   feedback: the best dense passages' own terms, searched with BM25.
-4. Weighted reciprocal-rank fusion, demotion of noisy chunks (captions, copied
-   paragraphs, site furniture), and the recency policy: near-ties go to the newer article.
+2. What carries across languages: the question's numbers and Latin-script names
+   (matched to Arabic words by consonant skeleton) raise the dense candidates that hold
+   them by a small amount added to the cosine.
+3. Lexical, same language: BM25 (SQLite FTS5) over the analysed, light-stemmed chunk
+   text, counted only for passages written in the question's language. Lexical matching
+   of an English question against Arabic text only promotes noise (Latin words quoted in
+   Arabic articles), so it is never used across languages.
+4. Reciprocal-rank fusion of the two rankings (optionally a third: pseudo-relevance
+   feedback, the best dense passages' own terms searched with BM25 — measured, off by
+   default), demotion of noisy chunks (captions, copied paragraphs, site furniture), and
+   the recency policy: near-ties go to the newer article.
 
 Filters are applied inside each ranking, never by shortening the result list.
 """

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from qa_service.answer.base import ComposeInput, Composition
 from qa_service.answer.llm import LLMError, build_composition, fence_documents, parse_reply, split_claims
+from qa_service.answer.pipeline import AnswerPipeline
 from qa_service.answer.prompts import PROMPTS_DIR, load_prompt, parse_prompt
 from qa_service.answer.support import claim_facts, support
 from qa_service.answer.verify import CitationProblem, verify_citations
@@ -170,3 +172,21 @@ def test_reply_fixture_shape_matches_the_prompt() -> None:
     assert set(json.loads(shape.replace("<true or false>", "false").replace(
         '"<a few words: the figure, date or name asked for, or null>"', "null"))) == {
         "answer", "short_answer", "abstain"}
+
+
+# -- pipeline ---------------------------------------------------------------------------------
+
+
+class _BrokenComposer:
+    """A composer with a bug: its quote is not the passage text."""
+
+    name = "broken"
+
+    def compose(self, request: ComposeInput) -> Composition:
+        c = _citation(quote="invented")
+        return Composition("Invented [1]", None, "en", abstained=False, citations=[c])
+
+
+def test_an_unverifiable_answer_never_leaves_the_pipeline() -> None:
+    c = AnswerPipeline(_BrokenComposer()).compose(ComposeInput("How many?", "en", [SEED]), "extractive")
+    assert c.abstained and c.fallback and c.citations == []

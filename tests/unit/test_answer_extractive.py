@@ -44,7 +44,7 @@ def test_newest_figure_leads_as_of_its_date_and_the_older_one_keeps_its_citation
     verify_citations(c.answer, c.citations, [BBC, SEED])
     assert c.short_answer == "2500"
     assert c.answer.startswith("As of 25 January 2024: 2500 — عربي بوست: «")
-    assert "An earlier report (BBC (16 March 2018)) gave 522: «وتقر الولايات المتحدة" in c.answer
+    assert "An earlier report (BBC, 16 March 2018) gave 522: «وتقر الولايات المتحدة" in c.answer
     assert [(x.n, x.document_id, x.published_at[:10]) for x in c.citations] == [
         (1, "seed", "2024-01-25"), (2, "bbc", "2018-03-16")]
     older = c.citations[1]
@@ -55,7 +55,7 @@ def test_time_aware_answer_in_arabic() -> None:
     answer, short, docs = ask("كم عدد الجنود الأمريكيين في العراق؟", [BBC, SEED], "ar")
     assert short == "2500" and docs == ["seed", "bbc"]
     assert answer.startswith("حتى 25 يناير 2024: 2500")
-    assert "وذكر تقرير سابق (BBC (16 مارس 2018)) الرقم 522" in answer
+    assert "وذكر تقرير سابق (BBC، 16 مارس 2018) الرقم 522" in answer
 
 
 def test_a_question_naming_a_year_prefers_evidence_from_then() -> None:
@@ -118,7 +118,6 @@ def test_question_kinds_in_english_and_arabic(question: str, kind: Kind) -> None
      "25 يناير/كانون الثاني 2024"),
     ("متى تأسست الجامعة؟", "تأسست الجامعة عام 1908 في القاهرة.", "1908"),
     ("When was the treaty signed?", "The treaty was signed on March 3, 1918 at Brest.", "March 3, 1918"),
-    ("من قاد الفريق في الاستحواذ؟", "قاد كاوان شورت الفريق في الاستحواذ مع 11 استحواذاً.", "كاوان شورت"),
     ("أين تقع جامعة القاهرة؟", "تقع جامعة القاهرة في الجيزة قرب النيل.", "الجيزة"),
     ("Who led the team in sacks?", "Kawann Short led the team in sacks with 11.", "Kawann Short"),
 ])
@@ -137,6 +136,14 @@ def test_yes_no_only_when_the_evidence_is_explicit() -> None:
     assert short_answer(q, "Basra is a port city.") is None
     ar = analyse("هل بغداد عاصمة العراق؟", "ar")
     assert short_answer(ar, "بغداد هي عاصمة العراق.") == ("نعم", None)
+
+
+def test_arabic_gives_no_person_short_answer_rather_than_a_guess() -> None:
+    # Without capitals a name cannot be told from a verb: the sentence is cited, no short answer.
+    q = analyse("من قاد الفريق في الاستحواذ؟", "ar")
+    assert short_answer(q, "قاد كاوان شورت الفريق في الاستحواذ مع 11 استحواذاً.") is None
+    place = analyse("أين تقع الجامعة؟", "ar")
+    assert short_answer(place, "تقع الجامعة وسط العاصمة.") is None  # no place preposition
 
 
 def test_a_year_is_not_a_quantity_and_names_need_the_question_words() -> None:

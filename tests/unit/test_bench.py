@@ -101,3 +101,29 @@ def test_articles_come_in_pool_order_and_texts_as_ingestion_embeds_them() -> Non
     assert 1 <= len(texts) <= 5
     assert texts[0].startswith(f"{first[0].title}\n")
     assert np.all(np.asarray(fake.count_tokens(texts)) > 0)
+
+
+def test_the_ingest_benchmark_cache_embeds_everything_but_leaves_vectors_for_the_next_run(
+        tmp_path: Path) -> None:
+    from qa_service.embedding.cache import CachedEncoder
+
+    path = tmp_path / "cache.sqlite3"
+    measuring = FakeEncoder()
+    CachedEncoder(measuring, path, read_passages=False).encode_passages(["a b", "c d"])
+    CachedEncoder(measuring, path, read_passages=False).encode_passages(["a b", "c d"])
+    assert measuring.passages_encoded == 4  # never served from the cache while measuring
+    reusing = FakeEncoder()
+    CachedEncoder(reusing, path).encode_passages(["a b", "c d"])
+    assert reusing.passages_encoded == 0  # ... but the vectors are there for the pools
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"QA_ENCODER_BACKEND": "onnx"}, "QA_ENCODER_BACKEND must be auto, openvino or torch"),
+    ({"QA_ANN_MIN_VECTORS": "-5"}, "QA_ANN_MIN_VECTORS must not be negative"),
+])
+def test_speed_settings_say_what_to_fix(env: dict[str, str], message: str) -> None:
+    from qa_service.errors import BadInputError
+    from qa_service.settings import Settings
+
+    with pytest.raises(BadInputError, match=message):
+        Settings.from_env(env)
