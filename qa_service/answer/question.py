@@ -60,6 +60,7 @@ _PATTERNS: Final[tuple[tuple[Kind, re.Pattern[str]], ...]] = (
         r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall)\b|^(هل|اهل)( |$)")),
 )
 
+_PERCENT_RE: Final = re.compile(r"percent|proportion|(^| )(ما |كم )?(نسبه|النسبه)( |$)|%")
 _YEAR_RE: Final = re.compile(r"(?<![0-9])(1[0-9]{3}|20[0-9]{2})(?![0-9])")
 
 
@@ -72,6 +73,8 @@ class Question:
     kind: Kind
     terms: frozenset[str]  # light-stemmed content terms (numbers in canonical form)
     years: frozenset[int]  # years the question names ("in 2018")
+    numbers: frozenset[float] = frozenset()  # every number the question names (never its answer)
+    wants_percent: bool = False  # "what percentage", "ما نسبة"
 
 
 def question_kind(text: str) -> Kind:
@@ -110,4 +113,6 @@ def analyse(text: str, lang: str) -> Question:
     """Kind, terms and named years of a question; ``lang`` is the detected question language."""
     answer_lang = "ar" if lang == "ar" else "en"
     return Question(text=text, lang=answer_lang, kind=question_kind(text),
-                    terms=frozenset(stemmed_terms(text)), years=frozenset(years_in(text)))
+                    terms=frozenset(stemmed_terms(text)), years=frozenset(years_in(text)),
+                    numbers=frozenset(v for v, _, _ in extract_numbers(text)),
+                    wants_percent=_PERCENT_RE.search(normalize(text)) is not None)

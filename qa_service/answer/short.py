@@ -75,6 +75,7 @@ _SCALE_FACTORS: Final = {
     "مليار": 1e9, "billion": 1e9, "مليون": 1e6, "ملايين": 1e6, "million": 1e6, "trillion": 1e12,
     "ألف": 1e3, "آلاف": 1e3, "الف": 1e3, "الاف": 1e3, "thousand": 1e3,
 }
+_PERCENT_SIGN_RE: Final = re.compile(r"%|٪|percent|per cent|بالمئة|بالمائة|في المئة|في المائة")
 _YEAR_CUE_RE: Final = re.compile(
     rf"(?:عام|العام|سنة|السنة|منذ|حتى|في|خلال|قبل|بعد|in|since|by|until|of|year|during|{_MONTH})[\s,]*$",
     re.IGNORECASE)
@@ -143,8 +144,14 @@ def figure_value(text: str) -> float | None:
 
 
 def quantity_span(question: Question, sentence: str) -> Span | None:
-    """The count or amount nearest to the question's words in the sentence."""
-    spans = [span for _, span in quantities(sentence)]
+    """The count or amount nearest to the question's words in the sentence.
+
+    Numbers the question itself names are not its answer; a question about a percentage
+    takes a percentage when the sentence has one.
+    """
+    spans = [span for value, span in quantities(sentence) if value not in question.numbers]
+    if question.wants_percent:
+        spans = [sp for sp in spans if _PERCENT_SIGN_RE.search(sentence[sp[0]:sp[1]])] or spans
     return _nearest(spans, _anchors(question, sentence))
 
 

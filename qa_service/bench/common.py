@@ -200,13 +200,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
+MEMORY_FIELDS: Final = {"VmRSS": "rss_mib", "VmHWM": "peak_rss_mib", "RssAnon": "anon_mib",
+                         "RssFile": "file_mib"}
+
+
 def process_memory_mib(pid: int | str = "self") -> dict[str, float]:
-    """Resident memory now and at its peak (VmRSS, VmHWM), MiB."""
+    """Resident memory now and at its peak, MiB; ``file_mib`` is memory-mapped files (model
+    weights paged in as new tokens are seen), which the kernel can drop and re-read."""
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out["rss_mib" if key == "VmRSS" else "peak_rss_mib"] = round(int(value.split()[0]) / 1024, 1)
+        if key in MEMORY_FIELDS:
+            out[MEMORY_FIELDS[key]] = round(int(value.split()[0]) / 1024, 1)
     return out
 
 

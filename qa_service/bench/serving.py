@@ -203,10 +203,10 @@ def summary(result: dict[str, Any]) -> str:
                 rows.append((name, variant, r["chunks"], r["one_client"].get("p50_ms"),
                              r["one_client"].get("p95_ms"), r["one_client"].get("p99_ms"),
                              r["concurrent"].get("answers_per_s"), r["cold_start_s"],
-                             r["memory"].get("rss_mib")))
+                             r["memory"].get("rss_mib"), r["memory"].get("anon_mib")))
     text = [f"/v1/ask over HTTP (extractive; {result['clients']} concurrent clients for answers/s)",
             common.table(rows, ["pool", "server", "chunks", "p50 ms", "p95 ms", "p99 ms", "answers/s",
-                                "cold start s", "RSS MiB"])]
+                                "cold start s", "RSS MiB", "anon MiB"])]
     for name, row in result["sizes"].items():
         if "ratios" in row:
             r = row["ratios"]
