@@ -32,7 +32,7 @@ from qa_service.answer.injection import addresses_a_model
 from qa_service.answer.question import Kind, Question, analyse, stemmed_terms, years_in
 from qa_service.answer.short import figure_value, may_answer, short_answer
 from qa_service.models import Citation, Passage
-from qa_service.text import script_ratio, split_sentences
+from qa_service.text import script_ratio, split_sentences, tokenize
 
 # Sentence score = retrieval score - RANK_PENALTY * rank + the weights below times their
 # feature in [0, 1]. Retrieval cosines of the default model sit in 0.7-0.9, so these are
@@ -176,8 +176,9 @@ def _cross_lingual_match(question: Question, spans: list[tuple[Passage, int, int
     foreign = [i for i, (p, _, _) in enumerate(spans) if p.lang != question.lang]
     if similarity is None or not foreign:
         return scores
-    found = similarity.similarities(question.text, [spans[i][0].text[spans[i][1]:spans[i][2]]
-                                                    for i in foreign])
+    # Only the question's content words: "how", "many", "the" match everything (measured +1 point).
+    content = " ".join(tokenize(question.text)) or question.text
+    found = similarity.similarities(content, [spans[i][0].text[spans[i][1]:spans[i][2]] for i in foreign])
     for i, value in zip(foreign, found, strict=True):
         scores[i] = value
     return scores
