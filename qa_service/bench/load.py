@@ -18,11 +18,10 @@ client to watch the limiter answer 429.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,12 +35,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from qa_service.bench.server import Server, served
+
 DEFAULT_OUT: Final = Path("artifacts/bench/load.json")
 DEFAULT_REQUESTS: Final = 2000
 DEFAULT_CLIENTS: Final = 16
 DEFAULT_BASELINE: Final = 100
 DEFAULT_MAX_SECONDS: Final = 600.0
-READY_TIMEOUT_S: Final = 600.0
 REQUEST_TIMEOUT_S: Final = 60.0
 MEMORY_SAMPLE_S: Final = 0.25
 WARMUP_FRACTION: Final = 0.1  # memory is compared from here on: caches fill during warm-up
@@ -114,28 +114,20 @@ def sample_topics() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     topics = sample_topics()
-    server: subprocess.Popen[bytes] | None = None
     workdir = Path(tempfile.mkdtemp(prefix="qa-load-"))
-    try:
+    with contextlib.ExitStack() as stack:
         if args.url:
-            url = _loopback_only(args.url)
+            url, memory_pid = _loopback_only(args.url), None
         else:
-            server, url = _start_server(args, workdir)
+            server = stack.enter_context(_start_server(args, workdir))
+            url, memory_pid = server.url, server.pid
         print(f"server {url} ready; baseline: 1 client × {args.baseline}, load: {args.clients} "
               f"clients × {args.requests} questions", file=sys.stderr)
         _phase(url, 1, WARMUP_REQUESTS, args.max_seconds, args.same_client, None, topics, 0)
         baseline = _phase(url, 1, args.baseline, args.max_seconds, args.same_client, None, topics,
                           WARMUP_REQUESTS)[0]
-        memory_pid = server.pid if server is not None else None
         load, memory = _phase(url, args.clients, args.requests, args.max_seconds, args.same_client,
                               memory_pid, topics, WARMUP_REQUESTS + args.baseline)
-    finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
     report: dict[str, Any] = {"url": url, "baseline": asdict(baseline), "load": asdict(load),
                               "memory": asdict(memory) if memory else None,
                               "speedup_vs_one_client": _ratio(load.answered_per_s,
@@ -186,33 +178,12 @@ def _loopback_only(url: str) -> str:
     return url.rstrip("/")
 
 
-def _start_server(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {**os.environ, "QA_INDEX_DIR": str(args.index_dir or workdir / "index"),
-           "QA_TRUSTED_PROXIES": "127.0.0.1"}
+def _start_server(args: argparse.Namespace, workdir: Path) -> contextlib.AbstractContextManager[Server]:
+    env = {"QA_TRUSTED_PROXIES": "127.0.0.1"}
     if args.rate_limit_per_s is not None:
         env["QA_RATE_LIMIT_PER_S"] = str(args.rate_limit_per_s)
-    log = (workdir / "server.log").open("wb")
-    cmd = [sys.executable, "-m", "qa_service.cli", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--sample"]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}; see {workdir / 'server.log'}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"server not ready after {READY_TIMEOUT_S:.0f}s; see {workdir / 'server.log'}")
+    index_dir = args.index_dir or workdir / "index"
+    return served(index_dir, workdir / "server.log", env, sample=True)
 
 
 def _phase(url: str, clients: int, total: int, max_seconds: float, same_client: bool,

@@ -17,9 +17,6 @@ same pool; the index kind is whatever the pool's size gives (``bench ann`` compa
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,6 +28,7 @@ from typing import Any, Final
 import httpx
 
 from qa_service.bench import common
+from qa_service.bench.server import served
 from qa_service.settings import Settings
 
 DEFAULT_SIZES: Final = (10_000, 100_000)
@@ -38,10 +36,7 @@ DEFAULT_SEQUENTIAL: Final = 200
 DEFAULT_CLIENTS: Final = 8
 DEFAULT_CONCURRENT: Final = 400
 WARM_UP_QUESTIONS: Final = 5
-READY_TIMEOUT_S: Final = 300.0
-READY_POLL_S: Final = 0.02
 REQUEST_TIMEOUT_S: Final = 60.0
-STOP_TIMEOUT_S: Final = 20.0
 BASELINE_ENV: Final = {"QA_ENCODER_BACKEND": "torch"}
 # Benchmarks measure the service, not the per-client rate limiter.
 SERVER_ENV: Final = {"QA_RATE_LIMIT_PER_S": "0", "HF_HUB_OFFLINE": "1"}
@@ -91,49 +86,20 @@ def _folder(size: str, out: Path, data: Path, settings: Settings) -> Path:
 def measure(index_dir: Path, warm: Sequence[str], one: Sequence[str], many: Sequence[str],
             clients: int, env: Mapping[str, str]) -> dict[str, Any]:
     """Start a server on ``index_dir``, measure it, stop it."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = index_dir.parent / f"server-{port}.log"
-    full_env = {**os.environ, **SERVER_ENV, "QA_INDEX_DIR": str(index_dir), **env}
-    cmd = [sys.executable, "-m", "qa_service.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log_file:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=full_env, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            cold_start = _wait_ready(proc, url, log_path, started)
-            memory_ready = common.process_memory_mib(proc.pid)
-            with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
-                ready = client.get("/readyz").json()
-                for question in warm:
-                    _ask(client, question)
-                single = _one_client(client, one)
-            concurrent = _concurrent(url, many, clients)
-            memory = common.process_memory_mib(proc.pid)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    log_path = index_dir.parent / f"server-{os.getpid()}.log"
+    with served(index_dir, log_path, {**SERVER_ENV, **env}) as server:
+        memory_ready = common.process_memory_mib(server.pid)
+        with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as client:
+            ready = client.get("/readyz").json()
+            for question in warm:
+                _ask(client, question)
+            single = _one_client(client, one)
+        concurrent = _concurrent(server.url, many, clients)
+        memory = common.process_memory_mib(server.pid)
     log_path.unlink(missing_ok=True)
     return {"chunks": ready.get("chunks"), "documents": ready.get("documents"),
-            "cold_start_s": round(cold_start, 2), "memory_at_ready": memory_ready, "memory": memory,
+            "cold_start_s": round(server.cold_start_s, 2), "memory_at_ready": memory_ready, "memory": memory,
             "one_client": single, "concurrent": concurrent, "env": dict(env)}
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log_path: Path, started: float) -> float:
-    deadline = started + READY_TIMEOUT_S
-    while time.perf_counter() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"error: the server exited with {proc.returncode}:\n"
-                             f"{log_path.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return time.perf_counter() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(READY_POLL_S)
-    raise SystemExit(f"error: the server was not ready within {READY_TIMEOUT_S:.0f}s; see {log_path}")
 
 
 def _ask(client: httpx.Client, question: str) -> tuple[float, int, dict[str, float]]:
@@ -186,12 +152,6 @@ def _concurrent(url: str, questions: Sequence[str], clients: int) -> dict[str, A
     out["seconds"] = round(wall, 2)
     out["statuses"] = {str(k): v for k, v in sorted(statuses.items())}
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def summary(result: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ browser test is skipped with a reason that says what to install.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from qa_service.bench.server import free_port, served
 from tests.e2e.sites import TestSite, serve
-from tests.integration.conftest import free_port, start_server
 
 CHROMIUM = Path(os.environ.get("QA_E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -115,16 +114,9 @@ def service(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     foreign_port = free_port()
     foreign_origin = f"http://127.0.0.1:{foreign_port}"
     root = tmp_path_factory.mktemp("e2e-service")
-    proc, url = start_server(root / "index", root / "server.log",
-                             extra_env={"QA_CORS_ORIGINS": foreign_origin})
-    try:
-        yield Service(url, foreign_origin, foreign_port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with served(root / "index", root / "server.log", {"QA_CORS_ORIGINS": foreign_origin},
+                sample=True) as live:
+        yield Service(live.url, foreign_origin, foreign_port)
 
 
 @pytest.fixture(scope="module")

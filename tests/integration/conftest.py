@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from qa_service.bench.server import served
+
 READY_TIMEOUT_S = 600.0
 
 
@@ -56,12 +58,5 @@ def start_server(index_dir: Path, log: Path, extra_env: dict[str, str] | None = 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("live")
-    proc, url = start_server(root / "index", root / "server.log")
-    try:
-        yield LiveServer(url, root / "index", root / "server.log")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with served(root / "index", root / "server.log", sample=True) as live:
+        yield LiveServer(live.url, root / "index", live.log)

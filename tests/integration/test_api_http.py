@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import start_server
+from qa_service.bench.server import served
 
 pytestmark = pytest.mark.integration
 
@@ -45,18 +44,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
            "QA_RATE_LIMIT_PER_S": "0.05", "QA_RATE_LIMIT_BURST": str(BURST),
            "QA_CORS_ORIGINS": ORIGIN, "QA_MAX_BODY_BYTES": str(MAX_BODY),
            "QA_MAX_BATCH_DOCUMENTS": str(MAX_BATCH)}
-    proc, url = start_server(root / "index", root / "server.log", env, sample=False)
-    try:
-        r = httpx.post(f"{url}/v1/documents", json=ARTICLES, timeout=120,
+    with served(root / "index", root / "server.log", env) as live:
+        r = httpx.post(f"{live.url}/v1/documents", json=ARTICLES, timeout=120,
                        headers={"authorization": f"Bearer {KEYS[0]}", "x-forwarded-for": next(_addresses)})
         assert r.status_code == 201, r.text
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        yield live.url
 
 
 def client(url: str, address: str | None = None, key: str | None = KEYS[0],
