@@ -79,7 +79,7 @@ class Settings:
     # (retrieval score plus question-term coverage; calibrated by `python -m qa_service.bench.answers`).
     min_answer_score: float = 0.94
     # The same for evidence in another language than the question (scored differently).
-    min_answer_score_cross_lingual: float = 0.96
+    min_answer_score_cross_lingual: float = 0.95
 
     def __post_init__(self) -> None:
         if self.passage_precision not in ("auto", "float32", "bfloat16"):
