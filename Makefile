@@ -41,6 +41,7 @@ BENCH_ARGS ?=
 bench: install
 	$(QA) bench all $(BENCH_ARGS)
 	$(QA) bench retrieval
+	$(QA) bench answers
 
 load: install
 	$(PY) -m qa_service.bench.load

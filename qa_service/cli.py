@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="print the full JSON response")
     p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--mode", choices=("auto", "extractive", "llm"), default="auto",
+                   help="auto: the LLM when QA_LLM_BASE_URL and QA_LLM_MODEL are set, else extractive")
     _filter_opts(p)
     _index_opt(p)
     p.set_defaults(func=cmd_ask)
@@ -99,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_retrieval_bench_arguments(b)
     b.set_defaults(func=cmd_bench_retrieval)
+    b = bsub.add_parser("answers", help="cited-sentence accuracy, short-answer EM/F1, abstention, XQuAD")
+    from qa_service.bench.answers import add_arguments as add_answers_bench_arguments
+
+    add_answers_bench_arguments(b)
+    b.set_defaults(func=cmd_bench_answers)
     from qa_service.bench.suite import add_parsers as add_performance_bench_parsers
 
     add_performance_bench_parsers(bsub, cmd_bench_performance)
@@ -168,7 +175,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     service = open_service(settings)
     request = AskRequest(question=args.question, top_k=args.top_k or settings.default_top_k,
-                         filters=_filters(args))
+                         mode=args.mode, filters=_filters(args))
     answer = service.ask(request)
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(answer)).decode())
@@ -261,6 +268,12 @@ def cmd_bench_performance(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench_retrieval(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.bench.retrieval import run
+
+    return run(args)
+
+
+def cmd_bench_answers(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.bench.answers import run
 
     return run(args)
 

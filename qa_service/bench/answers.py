@@ -26,12 +26,10 @@ import argparse
 import hashlib
 import json
 import math
-import re
 import statistics
 import sys
 import time
-import unicodedata
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +39,10 @@ from qa_service.answer.base import ComposeInput, Composition
 from qa_service.answer.extractive import ExtractiveComposer
 from qa_service.answer.pipeline import extractive_composer
 from qa_service.answer.question import question_kind
+from qa_service.eval import metrics
 from qa_service.models import Document, Passage
 from qa_service.settings import Settings
-from qa_service.text import normalize, split_sentences
+from qa_service.text import split_sentences
 
 SHARED_DATA: Final = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 XQUAD_AR: Final = "xquad/xquad.ar.json"
@@ -51,9 +50,6 @@ XQUAD_EN: Final = "xquad/xquad.en.json"
 ARCD: Final = "arcd/arcd.json"
 # Retrieval depth: top_k passages answer; extra ones stand in when the gold one is removed.
 EXTRA_FOR_UNANSWERABLE: Final = 10
-_ARTICLES_RE: Final = re.compile(r"\b(?:a|an|the)\b")
-ARABIC_ARTICLE: Final = "ال"
-MIN_ARTICLE_STEM: Final = 2
 
 
 @dataclass(frozen=True)
@@ -102,38 +98,12 @@ def load_pool_and_items(data: Path) -> tuple[list[Document], list[Item]]:
 # -- metrics ---------------------------------------------------------------------------------
 
 
-def answer_tokens(text: str) -> list[str]:
-    """SQuAD normalisation on the service's matching key: punctuation and articles removed."""
-    # Punctuation is deleted, not spaced, as in SQuAD's script: "2,500" and "٢٬٥٠٠" give "2500".
-    key = "".join(ch for ch in normalize(text) if not unicodedata.category(ch).startswith("P"))
-    key = _ARTICLES_RE.sub(" ", key)
-    return [t[len(ARABIC_ARTICLE):] if t.startswith(ARABIC_ARTICLE) and len(t) - 2 >= MIN_ARTICLE_STEM
-            else t for t in key.split()]
-
-
 def exact_match(prediction: str | None, answers: Sequence[str]) -> float:
-    if prediction is None:
-        return 0.0
-    return float(any(answer_tokens(prediction) == answer_tokens(a) for a in answers))
+    return float(prediction is not None and metrics.exact_match(prediction, answers))
 
 
 def f1(prediction: str | None, answers: Sequence[str]) -> float:
-    if prediction is None:
-        return 0.0
-    pred = answer_tokens(prediction)
-    best = 0.0
-    for gold in answers:
-        ref = answer_tokens(gold)
-        common = sum((Counter(pred) & Counter(ref)).values())
-        if common:
-            p, r = common / len(pred), common / len(ref)
-            best = max(best, 2 * p * r / (p + r))
-    return best
-
-
-def quote_holds_answer(quote: str, answers: Sequence[str]) -> bool:
-    key = " ".join(answer_tokens(quote))
-    return any(" ".join(answer_tokens(a)) in key for a in answers if answer_tokens(a))
+    return 0.0 if prediction is None else metrics.f1_score(prediction, answers)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -177,7 +147,7 @@ def answer_all(items: Sequence[Item], service: Any, composer: ExtractiveComposer
         t2 = time.perf_counter()
         missing = composer.compose(ComposeInput(item.question, item.lang, without_gold))
         outcomes.append(Outcome(item, with_gold, missing, (t1 - t0) * 1000, (t2 - t1) * 1000,
-                                lead is not None and quote_holds_answer(lead, item.answers)))
+                                lead is not None and metrics.contains_answer(lead, item.answers)))
         if n % 200 == 0:
             print(f"  {n}/{len(items)} questions", file=sys.stderr)
     return outcomes
@@ -206,7 +176,7 @@ def summarise(outcomes: Sequence[Outcome], threshold: float) -> dict[str, Any]:
     if n == 0:
         return {"questions": 0}
     answered = [_answers(o.answerable, threshold) for o in outcomes]
-    cited = [bool(o.answerable.citations) and quote_holds_answer(o.answerable.citations[0].quote,
+    cited = [bool(o.answerable.citations) and metrics.contains_answer(o.answerable.citations[0].quote,
                                                                   o.item.answers) for o in outcomes]
     shorts = [o.answerable.short_answer for o in outcomes]
     refused = [not _answers(o.unanswerable, threshold) for o in outcomes]

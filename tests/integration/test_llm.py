@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,13 +22,13 @@ from qa_service.answer.extractive import ExtractiveComposer
 from qa_service.answer.llm import LLMComposer, LLMConfig, LLMError
 from qa_service.answer.pipeline import AnswerPipeline
 from qa_service.answer.prompts import load_prompt
+from qa_service.bench.server import served
 from qa_service.models import AskRequest, Document, Passage, Turn
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from tests.answer_fixtures import BBC, SEED, passage
 from tests.fakes import FakeEncoder
 from tests.fakes_llm import FakeOpenAI, Messages, Reply, answer, fake_openai
-from tests.integration.conftest import start_server
 
 pytestmark = pytest.mark.integration
 
@@ -220,8 +219,8 @@ def test_live_server_answers_through_the_llm_and_falls_back_when_it_fails(llm: F
     llm.default = Reply(status=503, raw=b"{}")
     env = {"QA_LLM_BASE_URL": llm.base_url, "QA_LLM_MODEL": "fake-model", "QA_LLM_TIMEOUT_S": "5",
            "QA_LLM_BACKOFF_S": "0.01"}
-    proc, url = start_server(tmp_path / "index", tmp_path / "server.log", env)
-    try:
+    with served(tmp_path / "index", tmp_path / "server.log", env, sample=True) as live:
+        url = live.url
         body = {"question": "How many US troops are in Iraq?", "top_k": 5}
         first = httpx.post(f"{url}/v1/ask", json=body, timeout=60).json()
         assert (first["mode"], first["fallback"], first["short_answer"]) == ("llm", False, "2500")
@@ -232,9 +231,3 @@ def test_live_server_answers_through_the_llm_and_falls_back_when_it_fails(llm: F
         assert second["fallback"] is True and second["mode"] == "extractive"
         forced = httpx.post(f"{url}/v1/ask", json={**body, "mode": "extractive"}, timeout=60).json()
         assert forced["fallback"] is False and forced["mode"] == "extractive"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()

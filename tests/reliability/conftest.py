@@ -11,7 +11,7 @@ import httpx
 import uvicorn
 from litestar import Litestar
 
-from tests.integration.conftest import free_port
+from qa_service.bench.server import free_port
 
 STARTUP_TIMEOUT_S = 30.0
 
