@@ -13,53 +13,17 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from qa_service.bench import common
-from qa_service.embedding.base import Encoder, Vectors
+from qa_service.embedding.base import Encoder
+from qa_service.embedding.sentence_transformer import SentenceTransformerEncoder
 from qa_service.settings import Settings
 
 DEFAULT_ARTICLES: Final = 1000
 DEFAULT_BASELINE_ARTICLES: Final = 50
 PROGRESS_EVERY: Final = 500  # articles
-
-
-class PlainEncoder:
-    """The baseline: ``SentenceTransformer.encode`` in fp32 with its defaults, nothing else."""
-
-    def __init__(self, name: str, model_id: str) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        self._model = SentenceTransformer(name, device="cpu")
-        self._model_id = model_id
-        self._dim = int(self._model.get_embedding_dimension() or 0)
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def encode_queries(self, texts: Sequence[str]) -> Vectors:
-        return self._encode(texts, "query")
-
-    def encode_passages(self, texts: Sequence[str]) -> Vectors:
-        return self._encode(texts, "document")
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self._model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-    def _encode(self, texts: Sequence[str], prompt: str) -> Vectors:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        return np.asarray(self._model.encode(list(texts), prompt_name=prompt, normalize_embeddings=True,
-                                             show_progress_bar=False), dtype=np.float32)
 
 
 def run(settings: Settings, data: Path, out: Path, articles: int = DEFAULT_ARTICLES,
@@ -80,7 +44,8 @@ def run(settings: Settings, data: Path, out: Path, articles: int = DEFAULT_ARTIC
                               "memory": common.process_memory_mib()}  # ours only: before the baseline
     if baseline_articles > 0:
         name, model_id = resolve_model_path(settings)
-        plain = PlainEncoder(name, model_id)
+        # The baseline: plain ``SentenceTransformer.encode`` in fp32 with its default batch size.
+        plain = SentenceTransformerEncoder(name, model_id=model_id, passage_precision="float32")
         result["baseline"] = _ingest(settings, out / "ingest-baseline", plain,
                                      documents[:baseline_articles])
         result["ratio"] = common.ratio(result["ours"]["chunks_per_s"], result["baseline"]["chunks_per_s"])
