@@ -133,13 +133,14 @@ class QAService:
                      self.settings.index_dir)
             return None
         manifest = index.manifest
+        chunks = self.store.counts()[1]
         problem = None
         if manifest.model_id != self.encoder.model_id or manifest.dim != self.encoder.dim:
             problem = f"was built with model {manifest.model_id!r} (dim {manifest.dim})"
         elif manifest.store_generation != generation:
             problem = f"is at store generation {manifest.store_generation}, the store at {generation}"
-        elif manifest.count != self.store.counts()[1]:
-            problem = f"holds {manifest.count} vectors, the store {self.store.counts()[1]} chunks"
+        elif manifest.count != chunks:
+            problem = f"holds {manifest.count} vectors, the store {chunks} chunks"
         if problem is None:
             return index
         warn("index generation %s %s; rebuilding from the store", manifest.name, problem)
