@@ -33,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
+from qa_service.embedding.tokenizer import shared_tokenizer
+
 log = logging.getLogger(__name__)
 
 WORD_EMBEDDINGS_SUFFIX: Final = "word_embeddings.weight"
@@ -75,7 +77,7 @@ class TokenVectors:
             log.warning("cross-lingual sentence matching is off: no word embeddings in %s", weights)
             return None
         try:
-            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            tokenizer = shared_tokenizer(tokenizer_file)  # the encoder's own instance
         except Exception as exc:  # the tokenizers library raises bare Exception for a bad file
             log.warning("cross-lingual sentence matching is off: cannot read %s (%s)", tokenizer_file, exc)
             return None

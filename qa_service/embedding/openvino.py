@@ -180,7 +180,8 @@ class OpenVINOEncoder:
     def __init__(self, model_dir: Path, ir: Path, *, model_id: str, batch_size: int = 32,
                  threads: int = 0, passage_bf16: bool = False) -> None:
         import openvino
-        from tokenizers import Tokenizer
+
+        from qa_service.embedding.tokenizer import shared_tokenizer
 
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
@@ -192,9 +193,7 @@ class OpenVINOEncoder:
         self.passage_bf16 = passage_bf16
         # One tokenizer (loading this one takes seconds): it counts without special tokens;
         # model inputs are truncated by hand, then get their special tokens (as Hugging Face does).
-        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
+        self._tokenizer = shared_tokenizer(model_dir / "tokenizer.json")
         self._content_limit = info.max_seq_length - self._tokenizer.num_special_tokens_to_add(False)
         self._core = openvino.Core()
         # No compiled-model cache (CACHE_DIR): compiling takes 0.5 s, loading a cached blob
