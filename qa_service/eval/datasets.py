@@ -36,7 +36,7 @@ from typing import Any, Final
 
 from qa_service.errors import BadInputError
 from qa_service.ingest.documents import document_from_mapping
-from qa_service.ingest.loaders import load_paths
+from qa_service.ingest.loaders import load_paths, parse_json_lines
 from qa_service.models import Document
 
 SQUAD_SUFFIXES: Final = (".json", ".json.gz")
@@ -205,18 +205,9 @@ def _read_squad(path: Path, prefix: str) -> Dataset:
     ids_by_text: dict[str, list[str]] = {}
     for doc in documents:
         ids_by_text.setdefault(doc.text, []).append(doc.id)
-    items: list[EvalItem] = []
-    seen: set[str] = set()
-    for context, qas, where in contexts:
-        gold = tuple(ids_by_text[context])
-        for q, qa in enumerate(qas):
-            item = _squad_item(qa, gold, f"{where}.qas[{q}]")
-            if item.id in seen:
-                raise BadInputError(f"{where}.qas[{q}]: question id {item.id!r} occurs twice")
-            seen.add(item.id)
-            items.append(item)
-    if not items:
-        raise BadInputError(f"{path}: the file holds no questions")
+    items = _unique_items(
+        ((_squad_item(qa, tuple(ids_by_text[context]), f"{where}.qas[{q}]"), f"{where}.qas[{q}]")
+         for context, qas, where in contexts for q, qa in enumerate(qas)), path)
     return Dataset(prefix, tuple(items), tuple(documents))
 
 
@@ -262,24 +253,26 @@ def _questions_by_id(path: Path) -> dict[str, str]:
 
 
 def _read_jsonl(path: Path) -> Iterable[EvalItem]:
-    items: list[EvalItem] = []
+    items = []
+    for where, raw, error in parse_json_lines(_open_text(path), str(path)):
+        if error is not None:
+            raise BadInputError(f"{where}: {error}")
+        items.append((jsonl_item(raw, where, default_id=f"line-{where.rsplit(':', 1)[1]}"), where))
+    return _unique_items(items, path)
+
+
+def _unique_items(items: Iterable[tuple[EvalItem, str]], path: Path) -> list[EvalItem]:
+    """The items in order; a repeated id or an empty file is a clear error."""
+    out: list[EvalItem] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(_open_text(path), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{where}: invalid JSON: {exc.msg} at column {exc.colno}") from None
-        item = jsonl_item(raw, where, default_id=f"line-{lineno}")
+    for item, where in items:
         if item.id in seen:
             raise BadInputError(f"{where}: id {item.id!r} occurs twice")
         seen.add(item.id)
-        items.append(item)
-    if not items:
+        out.append(item)
+    if not out:
         raise BadInputError(f"{path}: the file holds no questions")
-    return items
+    return out
 
 
 def _strings(raw: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:

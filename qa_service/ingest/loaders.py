@@ -76,16 +76,23 @@ def _record(where: str, raw: Any) -> Loaded:
 def _load_jsonl(path: Path) -> Iterator[Loaded]:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Loaded(where, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
-                continue
-            yield _record(where, raw)
+        for where, raw, error in parse_json_lines(fh, str(path)):
+            yield Loaded(where, error=error) if error is not None else _record(where, raw)
+
+
+def parse_json_lines(lines: Iterable[str], name: str) -> Iterator[tuple[str, Any, str | None]]:
+    """(``name:lineno``, value, None) per JSON line, or (where, None, message) for a bad one.
+
+    Blank lines are skipped; callers decide whether a bad line is skipped or fatal.
+    """
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{lineno}"
+        try:
+            yield where, json.loads(line), None
+        except json.JSONDecodeError as exc:
+            yield where, None, f"invalid JSON: {exc.msg} at column {exc.colno}"
 
 
 def _load_json(path: Path) -> Iterator[Loaded]:
