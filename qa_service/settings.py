@@ -53,7 +53,9 @@ class Settings:
     # Encoder
     encode_batch_size: int = 32
     torch_threads: int = 0  # 0 = all cores
-    passage_precision: str = "auto"  # auto: bf16 autocast where the CPU has AMX/AVX512-BF16
+    # auto: int8 on OpenVINO (when the conversion has it), computed in bf16 where the CPU has
+    # AMX/AVX512-BF16; bf16 on PyTorch there; else float32. int8 needs the OpenVINO backend.
+    passage_precision: str = "auto"
     embedding_cache: bool = True  # reuse passage vectors by content hash across index folders
     # auto: OpenVINO (converted once; 2x answers/s, 3x faster cold start, no PyTorch) when
     # installed and the model is a local folder; torch: sentence-transformers on PyTorch.
@@ -82,8 +84,10 @@ class Settings:
     min_answer_score_cross_lingual: float = 0.95
 
     def __post_init__(self) -> None:
-        if self.passage_precision not in ("auto", "float32", "bfloat16"):
-            raise BadInputError("QA_PASSAGE_PRECISION must be auto, float32 or bfloat16")
+        if self.passage_precision not in ("auto", "float32", "bfloat16", "int8"):
+            raise BadInputError("QA_PASSAGE_PRECISION must be auto, float32, bfloat16 or int8")
+        if self.passage_precision == "int8" and self.encoder_backend == "torch":
+            raise BadInputError("QA_PASSAGE_PRECISION=int8 needs QA_ENCODER_BACKEND=auto or openvino")
         if self.encoder_backend not in ("auto", "openvino", "torch"):
             raise BadInputError("QA_ENCODER_BACKEND must be auto, openvino or torch")
         for name in ("port", "chunk_max_tokens", "encode_batch_size", "default_top_k", "max_top_k",

@@ -17,7 +17,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -34,7 +34,6 @@ from qa_service.bench.retrieval import (
 
 __all__ = ["SHARED_DATA", "TimedEncoder", "ensure_pool", "news_articles", "questions"]
 from qa_service.embedding.base import Encoder, Vectors
-from qa_service.ingest.chunker import ChunkerConfig, chunk_spans
 from qa_service.ingest.documents import document_from_mapping
 from qa_service.models import Document
 from qa_service.settings import Settings
@@ -76,23 +75,6 @@ def news_articles(data: Path, limit: int | None = None) -> Iterator[Document]:
                     return
                 yield document_from_mapping(json.loads(line), extra_to_metadata=True)
                 count += 1
-
-
-def embedding_texts(documents: Iterable[Document], count_tokens: Callable[[Sequence[str]], list[int]],
-                    limit: int, max_tokens: int) -> list[str]:
-    """The first ``limit`` passages exactly as ingestion embeds them (chunked, with titles)."""
-    from qa_service.models import Chunk
-    from qa_service.service import _embedding_text
-
-    texts: list[str] = []
-    config = ChunkerConfig(max_tokens=max_tokens)
-    for doc in documents:
-        for i, (start, end) in enumerate(chunk_spans(doc.text, count_tokens, config)):
-            chunk = Chunk(id="", document_id=doc.id, ord=i, start=start, end=end)
-            texts.append(_embedding_text(doc, chunk))
-            if len(texts) >= limit:
-                return texts
-    return texts
 
 
 def questions(data: Path, n: int, seed: int = SAMPLE_SEED) -> list[str]:

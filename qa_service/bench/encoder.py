@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from qa_service.bench import common
 from qa_service.embedding.base import Vectors
+from qa_service.ingest.passages import passage_texts
 from qa_service.settings import Settings
 
 BASELINE_BATCH: Final = 32
@@ -45,7 +47,7 @@ def run(settings: Settings, data: Path, passages: int = DEFAULT_PASSAGES,
     ours_load_s = time.perf_counter() - started
     name, _ = resolve_model_path(settings)
     plain = SentenceTransformer(name, device="cpu")
-    texts = common.embedding_texts(common.news_articles(data), ours.count_tokens, passages,
+    texts = passage_texts(common.news_articles(data), ours.count_tokens, passages,
                                    settings.chunk_max_tokens)
     asked = common.questions(data, n_questions)
     tokens = ours.count_tokens(texts)
@@ -62,6 +64,10 @@ def run(settings: Settings, data: Path, passages: int = DEFAULT_PASSAGES,
 
     variants: dict[str, Callable[[Sequence[str]], Vectors]] = {
         "baseline fp32": baseline, "torch bf16": torch_bf16, "ours": ours.encode_passages}
+    if getattr(ours, "passage_int8", False):  # the int8 lever on its own: same runtime, no int8
+        float_precision = "bfloat16" if ours.passage_bf16 else "float32"
+        unquantized = load_model_encoder(replace(settings, passage_precision=float_precision))
+        variants[f"ours, {float_precision} not int8"] = unquantized.encode_passages
     for encode in variants.values():  # first calls allocate; keep them out of the timing
         encode(texts[:2])
     rates: dict[str, list[float]] = {k: [] for k in variants}
@@ -80,7 +86,7 @@ def run(settings: Settings, data: Path, passages: int = DEFAULT_PASSAGES,
 
     query_rows = _questions(asked, plain, ours.encode_queries)
     return {
-        "backend": type(ours).__name__, "passage_bf16": ours.passage_bf16,
+        "backend": type(ours).__name__, "passage_variant": ours.passage_variant,
         "load_s": round(ours_load_s, 2), "passages": len(texts),
         "mean_tokens": round(float(np.mean(tokens)), 1),
         "padding": _padding(tokens, BASELINE_BATCH),
@@ -132,7 +138,7 @@ def _padding(tokens: Sequence[int], batch: int) -> dict[str, float]:
 def summary(result: dict[str, Any]) -> str:
     rows = [(key, row["passages_per_s"], row["ratio"], f"{row['cosine_vs_fp32']['min']:.6f}")
             for key, row in result["passage_throughput"].items()]
-    text = [f"Encoder ({result['backend']}, {result['passages']} passages of "
+    text = [f"Encoder ({result['backend']} {result['passage_variant']}, {result['passages']} passages of "
             f"{result['mean_tokens']:.0f} tokens; padding x{result['padding']['arrival_order']} "
             f"in arrival order, x{result['padding']['length_sorted']} sorted)",
             common.table(rows, ["passages", "per s", "x baseline", "min cosine"])]

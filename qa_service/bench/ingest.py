@@ -38,7 +38,7 @@ def run(settings: Settings, data: Path, out: Path, articles: int = DEFAULT_ARTIC
     load_s = time.perf_counter() - started
     cache = settings.model_cache / "embedding-cache.sqlite3" if settings.embedding_cache else None
     ours = CachedEncoder(model, cache, variant=passage_variant(model), read_passages=False)
-    result: dict[str, Any] = {"backend": type(model).__name__, "passage_bf16": model.passage_bf16,
+    result: dict[str, Any] = {"backend": type(model).__name__, "passage_variant": model.passage_variant,
                               "model_load_s": round(load_s, 2),
                               "ours": _ingest(settings, out / f"ingest-{len(documents)}", ours, documents),
                               "memory": common.process_memory_mib()}  # ours only: before the baseline

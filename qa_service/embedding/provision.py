@@ -61,7 +61,7 @@ def passage_variant(encoder: ModelEncoder) -> str:
 
     OpenVINO and PyTorch bf16 vectors agree to cosine 0.9999+ (``qa-service bench encoder``).
     """
-    return "bf16" if encoder.passage_bf16 else "fp32"
+    return encoder.passage_variant
 
 
 def load_model_encoder(settings: Settings) -> ModelEncoder:
@@ -75,11 +75,13 @@ def load_model_encoder(settings: Settings) -> ModelEncoder:
         try:
             encoder = _openvino_encoder(settings, name, model_id, bf16)
         except (ImportError, ModelUnavailableError) as exc:
-            if settings.encoder_backend == "openvino":
+            if settings.encoder_backend == "openvino" or settings.passage_precision == "int8":
                 detail = getattr(exc, "detail", None) or str(exc)
                 raise ModelUnavailableError(
-                    f"QA_ENCODER_BACKEND=openvino cannot be used: {detail}. Install it with "
-                    "`pip install openvino`, or set QA_ENCODER_BACKEND=auto") from exc
+                    f"the OpenVINO encoder (QA_ENCODER_BACKEND={settings.encoder_backend}, "
+                    f"QA_PASSAGE_PRECISION={settings.passage_precision}) cannot be used: {detail}. "
+                    "Install it with `pip install openvino nncf`, or set QA_ENCODER_BACKEND=auto "
+                    "and QA_PASSAGE_PRECISION=auto") from exc
             log.warning("OpenVINO encoder unavailable (%s); using PyTorch", exc)
     if encoder is None:
         encoder = SentenceTransformerEncoder(
@@ -103,15 +105,17 @@ def convert_for_backend(settings: Settings) -> Path | None:
 
 
 def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) -> ModelEncoder:
-    from qa_service.embedding.openvino import OpenVINOEncoder, ensure_converted
+    from qa_service.embedding.openvino import ModelInfo, OpenVINOEncoder, ensure_converted
 
     model_dir = Path(name).expanduser()
     if not model_dir.is_dir():
         raise ModelUnavailableError(f"{name!r} is not a local model folder")
     ir = ensure_converted(model_dir, settings.model_cache)
+    int8 = settings.passage_precision == "int8" or (
+        settings.passage_precision == "auto" and ModelInfo.read(ir).int8)
     try:
         return OpenVINOEncoder(model_dir, ir, model_id=model_id, batch_size=settings.encode_batch_size,
-                               threads=settings.torch_threads, passage_bf16=bf16)
+                               threads=settings.torch_threads, passage_bf16=bf16, passage_int8=int8)
     except (RuntimeError, OSError, ValueError, TypeError) as exc:  # a damaged conversion
         raise ModelUnavailableError(
             f"the OpenVINO conversion in {ir} cannot be loaded ({exc}); delete that folder to "

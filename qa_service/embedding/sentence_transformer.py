@@ -28,6 +28,7 @@ class SentenceTransformerEncoder:
             raise ValueError(f"passage_precision must be one of {', '.join(PRECISIONS)}")
         self._batch_size = batch_size
         self.passage_bf16 = wants_bf16(passage_precision)
+        self.passage_variant = "bf16" if self.passage_bf16 else "fp32"
         self._model_id = model_id or name_or_path
         started = time.perf_counter()
         self._model = _load(name_or_path, threads)
@@ -97,7 +98,8 @@ WARM_UP_TEXT = "warm-up"
 
 def wants_bf16(passage_precision: str) -> bool:
     """Whether passages are embedded in bf16 under this setting on this CPU."""
-    return passage_precision == "bfloat16" or (passage_precision == "auto" and cpu_has_fast_bf16())
+    return passage_precision == "bfloat16" or (
+        passage_precision in ("auto", "int8") and cpu_has_fast_bf16())
 
 
 def cpu_has_fast_bf16() -> bool:

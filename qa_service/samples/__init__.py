@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa_service.ingest.loaders import load_paths
+from qa_service.models import Document
 
 if TYPE_CHECKING:
     from qa_service.service import IngestReport, QAService
@@ -20,14 +21,19 @@ SAMPLE_DIR = Path(__file__).parent
 SAMPLE_FILES = (SAMPLE_DIR / "seed.jsonl", SAMPLE_DIR / "xquad-ar-paragraphs.jsonl")
 
 
-def ingest_sample(service: QAService) -> IngestReport:
-    """Ingest the bundled sample (unchanged documents are skipped, so this is cheap to repeat)."""
+def sample_documents() -> list[Document]:
+    """The bundled documents, in file order."""
     docs = []
     for item in load_paths(SAMPLE_FILES):
         if item.document is None:  # the bundled files are valid; a failure here is a packaging bug
             raise RuntimeError(f"bundled sample is damaged: {item.where}: {item.error}")
         docs.append(item.document)
-    return service.ingest(docs)
+    return docs
+
+
+def ingest_sample(service: QAService) -> IngestReport:
+    """Ingest the bundled sample (unchanged documents are skipped, so this is cheap to repeat)."""
+    return service.ingest(sample_documents())
 
 
 def ingest_sample_if_empty(service: QAService) -> None:

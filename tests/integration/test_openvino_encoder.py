@@ -1,7 +1,8 @@
 """The OpenVINO encoder must embed as ``SentenceTransformer.encode`` does, with the real model.
 
 Token ids and counts are compared exactly (prompts, whitespace, Arabic, truncation at 512);
-embeddings by cosine: questions (f32) >= 0.9999, passages (bf16 where the CPU has it) >= 0.999.
+embeddings by cosine: questions (f32) >= 0.9999, passages (int8 by default, computed in bf16
+where the CPU has it) >= 0.999, and without int8 >= 0.9999.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qa_service.embedding.openvino import OpenVINOEncoder
+from qa_service.embedding.openvino import OpenVINOEncoder, _tokenize
 from qa_service.embedding.provision import load_model_encoder, resolve_model_path
 from qa_service.settings import Settings
 
@@ -44,7 +45,7 @@ def test_token_ids_and_counts_match_the_model_tokenizer(encoders: tuple[OpenVINO
                                         ["input_ids"]]
     prompt = ours.info.document_prompt
     want = plain.tokenizer([prompt + t for t in TEXTS], truncation=True, max_length=512)["input_ids"]
-    assert [e.ids for e in ours._tokenize([prompt + t for t in TEXTS])] == want
+    assert [e.ids for e in _tokenize(ours._tokenizer, ours.info, [prompt + t for t in TEXTS])] == want
 
 
 def test_embeddings_match_sentence_transformers(encoders: tuple[OpenVINOEncoder, Any]) -> None:
@@ -59,3 +60,14 @@ def test_embeddings_match_sentence_transformers(encoders: tuple[OpenVINOEncoder,
     # Batching and order must not change a text's vector.
     single = ours.encode_passages(TEXTS[1:2])
     assert float(single[0] @ passages[1]) >= 0.9999
+
+
+def test_passages_are_int8_by_default_and_float_on_request(encoders: tuple[OpenVINOEncoder, Any]) -> None:
+    pytest.importorskip("nncf", reason="the int8 conversion needs `pip install nncf`")
+    ours, plain = encoders
+    assert ours.passage_variant == "int8"
+    settings = Settings.from_env().replace(encoder_backend="openvino", passage_precision="bfloat16")
+    unquantized = load_model_encoder(settings)
+    assert unquantized.passage_variant == "bf16"
+    ref = plain.encode(TEXTS, prompt_name="document", normalize_embeddings=True)
+    assert np.sum(unquantized.encode_passages(TEXTS) * ref, axis=1).min() >= 0.9999

@@ -12,6 +12,7 @@ import pytest
 
 from qa_service.bench import common, encoder, serving, suite
 from qa_service.cli import build_parser
+from qa_service.ingest.passages import passage_texts
 from tests.conftest import shared_data
 from tests.fakes import FakeEncoder
 
@@ -97,7 +98,7 @@ def test_articles_come_in_pool_order_and_texts_as_ingestion_embeds_them() -> Non
     first = list(common.news_articles(data, 3))
     assert len(first) == 3 and len({d.id for d in first}) == 3
     fake = FakeEncoder()
-    texts = common.embedding_texts(first, fake.count_tokens, 5, max_tokens=160)
+    texts = passage_texts(first, fake.count_tokens, 5, max_tokens=160)
     assert 1 <= len(texts) <= 5
     assert texts[0].startswith(f"{first[0].title}\n")
     assert np.all(np.asarray(fake.count_tokens(texts)) > 0)

@@ -26,6 +26,7 @@ def test_environment_overrides_config_file(tmp_path: Path) -> None:
     ({"QA_PORT": "0"}, "QA_PORT"),
     ({"QA_EMBEDDING_CACHE": "maybe"}, "QA_EMBEDDING_CACHE"),
     ({"QA_PASSAGE_PRECISION": "fp8"}, "QA_PASSAGE_PRECISION"),
+    ({"QA_PASSAGE_PRECISION": "int8", "QA_ENCODER_BACKEND": "torch"}, "int8 needs QA_ENCODER_BACKEND"),
     ({"QA_CONFIG": "/nonexistent/qa.toml"}, "does not exist"),
 ])
 def test_bad_settings_say_what_to_fix(env: dict[str, str], message: str) -> None:
