@@ -14,11 +14,12 @@ from typing import TypeVar
 import faiss
 import numpy as np
 
-from qa_service.answer.base import ComposeInput, Composer
+from qa_service.answer.base import ComposeInput, Composer, SentenceLookup
 from qa_service.answer.pipeline import AnswerPipeline
 from qa_service.embedding.base import Encoder
 from qa_service.errors import BadInputError, IndexCorruptError, StorageError, WriterBusyError
 from qa_service.ingest.chunker import ChunkerConfig, chunk_spans
+from qa_service.ingest.sentences import embed_sentences
 from qa_service.models import (
     Answer,
     AskRequest,
@@ -31,6 +32,7 @@ from qa_service.models import (
 from qa_service.retrieval import Retriever
 from qa_service.settings import Settings
 from qa_service.store.ann import AnnPolicy, use_search_threads
+from qa_service.store.sentence_vectors import SentenceVectors
 from qa_service.store.sqlite_store import PreparedDocument, Store, chunk_id, content_hash
 from qa_service.store.vector_index import (
     IndexDirectory,
@@ -56,6 +58,7 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     chunks: int = 0
+    sentences: int = 0  # sentences stored with vectors (QA_SENTENCE_VECTORS), backfilled ones included
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -208,13 +211,15 @@ class QAService:
         with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
             for batch in _batches(documents, INGEST_BATCH_DOCUMENTS):
-                prepared = self._prepare(batch, report)
+                prepared, backfill = self._prepare(batch, report)
                 if prepared:
                     self._remember_model()
                     result = _storing(self.store.write, prepared)
                     removed += result.removed_ids
                     added_ids.append(result.added_ids)
                     added_vecs.append(result.added_vectors)
+                if backfill:
+                    _storing(self.store.add_sentences, backfill)
                 if progress is not None:
                     progress(len(batch))
             if added_ids or removed:
@@ -252,14 +257,18 @@ class QAService:
             self.store.set_meta("model_id", self.encoder.model_id)
             self.store.set_meta("dim", str(self.encoder.dim))
 
-    def _prepare(self, batch: list[Document], report: IngestReport) -> list[PreparedDocument]:
+    def _prepare(self, batch: list[Document], report: IngestReport
+                 ) -> tuple[list[PreparedDocument], list[tuple[int, SentenceVectors]]]:
+        """New and changed documents ready to write, and sentence vectors missing from stored chunks."""
         latest = {doc.id: doc for doc in batch}  # the last version of a repeated id wins
         known = self.store.content_hashes(list(latest))
         todo: list[tuple[Document, str, list[Chunk]]] = []
+        unchanged: list[Document] = []
         for doc in latest.values():
             digest = content_hash(doc)
             if known.get(doc.id) == digest:
                 report.unchanged += 1
+                unchanged.append(doc)
                 continue
             if doc.id in known:
                 report.updated += 1
@@ -271,17 +280,44 @@ class QAService:
             todo.append((doc, digest, chunks))
         texts = [_embedding_text(doc, c) for doc, _, chunks in todo for c in chunks]
         vectors = self.encoder.encode_passages(texts)
+        sentences, backfill = self._sentence_vectors(todo, unchanged, report)
         prepared: list[PreparedDocument] = []
         offset = 0
         for doc, digest, chunks in todo:
-            prepared.append(PreparedDocument(doc, digest, chunks, vectors[offset:offset + len(chunks)]))
-            offset += len(chunks)
+            end = offset + len(chunks)
+            prepared.append(PreparedDocument(doc, digest, chunks, vectors[offset:end],
+                                             None if sentences is None else sentences[offset:end]))
+            offset = end
         report.chunks += offset
-        return prepared
+        return prepared, backfill
+
+    def _sentence_vectors(self, todo: list[tuple[Document, str, list[Chunk]]], unchanged: list[Document],
+                          report: IngestReport
+                          ) -> tuple[list[SentenceVectors] | None, list[tuple[int, SentenceVectors]]]:
+        """With QA_SENTENCE_VECTORS: the sentence vectors of the new chunks, and of the stored
+        chunks of unchanged documents that lack them (ingested while the setting was off), so
+        re-ingesting a collection fills them in without rewriting it. One encoder call."""
+        if not self.settings.sentence_vectors:
+            return None, []
+        by_id = {doc.id: doc for doc in unchanged}
+        missing = self.store.chunks_without_sentences(list(by_id)) if by_id else []
+        texts = [doc.text[c.start:c.end] for doc, _, chunks in todo for c in chunks]
+        fresh = len(texts)
+        texts += [by_id[doc_id].text[start:end] for _, doc_id, start, end in missing]
+        embedded = embed_sentences(texts, self.encoder)
+        report.sentences += sum(len(s.spans) for s in embedded)
+        backfill = [(row[0], s) for row, s in zip(missing, embedded[fresh:], strict=True)]
+        return embedded[:fresh], backfill
 
     # -- questions ---------------------------------------------------------------------
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> tuple[list[Passage], Timings]:
+        passages, timings, _ = self._search(query, k, filters)
+        return passages, timings
+
+    def _search(self, query: str, k: int, filters: Filters | None
+                ) -> tuple[list[Passage], Timings, np.ndarray]:
+        """Passages, timings and the query vector (the composer matches sentences with it)."""
         self._validate_question(query, k)
         timings = Timings()
         t0 = time.perf_counter()
@@ -291,18 +327,23 @@ class QAService:
         t2 = time.perf_counter()
         timings.embed = _ms(t1 - t0)
         timings.retrieve = _ms(t2 - t1)
-        return passages, timings
+        return passages, timings, qvec[0]
+
+    def sentence_lookup(self) -> SentenceLookup | None:
+        """Where the extractive composer reads sentence vectors; None when QA_SENTENCE_VECTORS is off."""
+        return self.store.sentences if self.settings.sentence_vectors else None
 
     def ask(self, request: AskRequest) -> Answer:
         started = time.perf_counter()
         question = request.question.strip()
         if request.mode == "llm" and not self.settings.llm_configured:
             raise BadInputError("mode 'llm' needs an LLM: set QA_LLM_BASE_URL and QA_LLM_MODEL")
-        passages, timings = self.search(question, request.top_k, request.filters)
+        passages, timings, qvec = self._search(question, request.top_k, request.filters)
         t0 = time.perf_counter()
         lang = detect_language(question)
         composition = self.answers.compose(
-            ComposeInput(question, lang, passages, request.history), request.mode)
+            ComposeInput(question, lang, passages, request.history, query_vector=qvec,
+                         sentence_vectors=self.sentence_lookup()), request.mode)
         timings.compose = _ms(time.perf_counter() - t0)
         timings.total = _ms(time.perf_counter() - started)
         return Answer(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
+from qa_service.embedding.base import Vectors
 from qa_service.models import Citation, Passage, Turn
+from qa_service.store.sentence_vectors import SentenceVectors
+
+# Sentence vectors of chunks by chunk id (``Store.sentences``); chunks without any are absent.
+SentenceLookup: TypeAlias = Callable[[Sequence[str]], Mapping[str, SentenceVectors]]
 
 
 @dataclass(frozen=True)
@@ -15,6 +20,10 @@ class ComposeInput:
     question_lang: str
     passages: Sequence[Passage]
     history: Sequence[Turn] = ()
+    # The question's query embedding (from retrieval) and where to read the passages'
+    # sentence vectors (QA_SENTENCE_VECTORS); without either, sentences are scored without them.
+    query_vector: Vectors | None = None
+    sentence_vectors: SentenceLookup | None = None
 
 
 @dataclass

@@ -9,7 +9,15 @@ scored by
   little about which one answers);
 * whether it holds the kind of thing asked for (a count for "how many" / "كم", a date
   for "when" / "متى", a name next to the question's words for "who" / "where");
-* for a question that names a year, whether the sentence or its article is from then.
+* for a question that names a year, whether the sentence or its article is from then;
+* with ``QA_SENTENCE_VECTORS`` (the default), the cosine of the question's query vector
+  (the one retrieval used) with the sentence's own vector, embedded at ingestion and read
+  for the top passages in one query. It decides which sentence of a passage answers far
+  better than words or token vectors (XQuAD test, English questions over Arabic text:
+  0.51 → 0.61 of first citations hold the answer; Arabic questions 0.72 → 0.75). When
+  any of the top passages has no sentence vectors (ingested with the setting off), none
+  of them count. It only chooses the sentence: abstention and citation scores use the
+  score without it, so the thresholds hold for collections with and without vectors.
 
 The best sentence is quoted verbatim with its attribution; its short answer (a span of
 that sentence) leads the answer. News changes: when the top evidence gives different
@@ -26,11 +34,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Final
 
-from qa_service.answer.base import ComposeInput, Composition
+from qa_service.answer.base import ComposeInput, Composition, SentenceLookup
 from qa_service.answer.crosslingual import SentenceSimilarity
 from qa_service.answer.injection import addresses_a_model
 from qa_service.answer.question import Kind, Question, analyse, stemmed_terms, years_in
 from qa_service.answer.short import figure_value, may_answer, short_answer
+from qa_service.embedding.base import Vectors
 from qa_service.models import Citation, Passage
 from qa_service.text import script_ratio, split_sentences, tokenize
 
@@ -47,6 +56,14 @@ TYPE_MATCH_WEIGHT: Final = 0.03
 # (XQuAD dev: within 0.5 point of the best; real news needs it, see test_end_to_end).
 FIGURE_MATCH_WEIGHT: Final = 0.08
 TIME_MATCH_WEIGHT: Final = 0.05
+# Cosine of the question's query vector with the sentence's own vector (stored at ingestion,
+# QA_SENTENCE_VECTORS). Cosines of the default model sit in 0.7-0.9 and differ by a few
+# hundredths between sentences of one passage, so a large weight is needed for them to
+# decide. Tuned on the XQuAD dev split: with the gold paragraph given, 2.0 was best of 0-5;
+# end to end (`qa-service bench answers`, top 5 passages, never abstaining) 2.0 was best of
+# 0.5-6 for both directions together (dev EN→AR 0.494 → 0.588, AR→AR 0.722 → 0.730;
+# 1.5 and 2.5-3 within 0.005).
+SENTENCE_VECTOR_WEIGHT: Final = 2.0
 RANK_PENALTY: Final = 0.005
 # Passages whose sentences are considered (the rest are too far down to lead an answer).
 PASSAGES_CONSIDERED: Final = 5
@@ -85,6 +102,15 @@ class Evidence:
     score: float
     short: str | None = None
     value: float | None = None  # the short answer's number, when it is a figure in digits
+    cosine: float | None = None  # question-sentence cosine, when sentence vectors scored it
+
+    @property
+    def plain_score(self) -> float:
+        """The score without the sentence-vector term: what abstention is decided on and citations
+        carry, so the thresholds hold alike for passages with and without sentence vectors."""
+        if self.cosine is None:
+            return self.score
+        return round(self.score - SENTENCE_VECTOR_WEIGHT * self.cosine, 6)
 
     @property
     def sentence(self) -> str:
@@ -109,21 +135,24 @@ class ExtractiveComposer:
 
     def compose(self, request: ComposeInput) -> Composition:
         question = analyse(request.question, request.question_lang)
-        ranked = rank_evidence(question, request.passages, self.similarity)
+        ranked = rank_evidence(question, request.passages, self.similarity,
+                               request.query_vector, request.sentence_vectors)
         if not ranked:
             return abstention(question.lang, confidence=None)
         best = ranked[0]
         # Cross-lingual evidence scores on another scale (token-vector match instead of
-        # word overlap), so it has its own calibrated threshold.
+        # word overlap), so it has its own calibrated threshold. The sentence-vector term only
+        # chooses the sentence: judging answerability on it too would need thresholds per
+        # scoring mode, since passages ingested without vectors are scored without it.
         threshold = self.min_score if best.passage.lang == question.lang else self.min_score_cross_lingual
-        if best.score < threshold:
-            return abstention(question.lang, confidence=best.score)
+        if best.plain_score < threshold:
+            return abstention(question.lang, confidence=best.plain_score)
         newer, older = _disagreement(question, ranked)
         if newer is not None and older is not None:
             composition = _render_as_of(question.lang, newer, older)
         else:
             composition = _render(question.lang, [best, *_corroboration(ranked)])
-        composition.confidence = best.score
+        composition.confidence = best.plain_score
         return composition
 
 
@@ -134,17 +163,21 @@ def abstention(lang: str, confidence: float | None) -> Composition:
 
 
 def rank_evidence(question: Question, passages: Sequence[Passage],
-                  similarity: SentenceSimilarity | None = None) -> list[Evidence]:
+                  similarity: SentenceSimilarity | None = None, query_vector: Vectors | None = None,
+                  sentence_vectors: SentenceLookup | None = None) -> list[Evidence]:
     """Every sentence of the top passages as scored evidence, best first."""
+    considered = passages[:PASSAGES_CONSIDERED]
+    splits = [split_sentences(p.text) for p in considered]
+    cosines = _sentence_cosines(considered, splits, query_vector, sentence_vectors)
     sentences: list[tuple[int, Passage, int, int, set[str]]] = []
-    for rank, p in enumerate(passages[:PASSAGES_CONSIDERED]):
-        for s, e in split_sentences(p.text):
+    for rank, (p, spans) in enumerate(zip(considered, splits, strict=True)):
+        for s, e in spans:
             if not addresses_a_model(p.text[s:e]):  # instructions to an AI are never evidence
                 sentences.append((rank, p, s, e, set(stemmed_terms(p.text[s:e]))))
     weights = _term_weights(question.terms, [terms for *_, terms in sentences])
     total = sum(weights.values())
     matched = _cross_lingual_match(question, [(p, s, e) for _, p, s, e, _ in sentences], similarity)
-    scored: list[tuple[float, int, Passage, int, int]] = []
+    scored: list[tuple[float, int, Passage, int, int, float | None]] = []
     type_weight = FIGURE_MATCH_WEIGHT if question.kind in (Kind.QUANTITY, Kind.DATE) else TYPE_MATCH_WEIGHT
     for (rank, p, s, e, terms), match in zip(sentences, matched, strict=True):
         sentence = p.text[s:e]
@@ -154,16 +187,42 @@ def rank_evidence(question: Question, passages: Sequence[Passage],
             question.years & (years_in(sentence) | years_in((p.published_at or "")[:4])))
         score = (p.score - RANK_PENALTY * rank + OVERLAP_WEIGHT * overlap + MATCH_WEIGHT * match
                  + type_weight * typed + TIME_MATCH_WEIGHT * time_match)
-        scored.append((round(score, 6), rank, p, s, e))
+        cosine = None if cosines is None else cosines[rank][(s, e)]
+        if cosine is not None:
+            score += SENTENCE_VECTOR_WEIGHT * cosine
+        scored.append((round(score, 6), rank, p, s, e, cosine))
     scored.sort(key=lambda c: (-c[0], c[1], c[3]))
     # Short answers (the costly part) only for the candidates that can lead or contend.
     out: list[Evidence] = []
-    for i, (score, rank, p, s, e) in enumerate(scored):
+    for i, (score, rank, p, s, e, cosine) in enumerate(scored):
         found = short_answer(question, p.text[s:e]) if i < SHORT_ANSWER_CANDIDATES else None
         short = found[0] if found else None
         value = figure_value(short) if short and question.kind is Kind.QUANTITY else None
-        out.append(Evidence(p, rank, s, e, score, short, value))
+        out.append(Evidence(p, rank, s, e, score, short, value, cosine))
     return out
+
+
+def _sentence_cosines(passages: Sequence[Passage], splits: list[list[tuple[int, int]]],
+                      query_vector: Vectors | None, lookup: SentenceLookup | None
+                      ) -> list[dict[tuple[int, int], float]] | None:
+    """Per passage, the query's cosine with each sentence's stored vector; None unless all have them.
+
+    All or nothing: a passage without vectors (ingested with QA_SENTENCE_VECTORS off, or whose
+    stored split differs from today's) would lose every comparison against one with them, so
+    then no passage's vectors count and sentences are scored as without the setting.
+    """
+    if query_vector is None or lookup is None or not passages:
+        return None
+    stored = lookup([p.chunk_id for p in passages])
+    out: list[dict[tuple[int, int], float]] = []
+    for p, spans in zip(passages, splits, strict=True):
+        found = stored.get(p.chunk_id)
+        cosines = found.cosines(query_vector) if found is not None and list(found.spans) == spans else None
+        if cosines is None:
+            return None
+        out.append(cosines)
+    return out
+
 
 def _cross_lingual_match(question: Question, spans: list[tuple[Passage, int, int]],
                          similarity: SentenceSimilarity | None) -> list[float]:
@@ -276,7 +335,7 @@ class _Writer:
             n=n, document_id=p.document_id, chunk_id=p.chunk_id, title=p.title, url=p.url,
             source=p.source, published_at=p.published_at, lang=p.lang, quote=ev.sentence,
             start=p.start + ev.start, end=p.start + ev.end, answer_start=start,
-            answer_end=start + len(claim), score=ev.score,
+            answer_end=start + len(claim), score=ev.plain_score,
         ))
 
 

@@ -18,6 +18,11 @@ paragraphs (EN→AR), retrieved through the service's own retriever.
   and reported on the test half.
 * **latency**: composition time per question (p50/p95), next to the baseline
   "quote the first sentence of the top passage" measured in the same run.
+
+The composer gets what ``/v1/ask`` gives it: the question's query vector and, with
+``QA_SENTENCE_VECTORS`` on, the store's sentence vectors (ingesting the pool with it on
+fills them in for an index folder ingested without). Set it to ``false`` to measure
+without them over the same folder.
 """
 
 from __future__ import annotations
@@ -138,14 +143,19 @@ def answer_all(items: Sequence[Item], service: Any, composer: ExtractiveComposer
     outcomes: list[Outcome] = []
     for n, item in enumerate(items, start=1):
         passages, _ = service.search(item.question, top_k + EXTRA_FOR_UNANSWERABLE)
+        # As /v1/ask does: the query vector (from the encoder's cache) and the sentence vectors.
+        qvec = service.encoder.encode_queries([item.question])[0]
+        lookup = service.sentence_lookup()
         answerable = passages[:top_k]
         without_gold = [p for p in passages if p.document_id != item.gold_doc][:top_k]
         t0 = time.perf_counter()
-        with_gold = composer.compose(ComposeInput(item.question, item.lang, answerable))
+        with_gold = composer.compose(ComposeInput(item.question, item.lang, answerable,
+                                                  query_vector=qvec, sentence_vectors=lookup))
         t1 = time.perf_counter()
         lead = lead_sentence_baseline(answerable)
         t2 = time.perf_counter()
-        missing = composer.compose(ComposeInput(item.question, item.lang, without_gold))
+        missing = composer.compose(ComposeInput(item.question, item.lang, without_gold,
+                                                query_vector=qvec, sentence_vectors=lookup))
         outcomes.append(Outcome(item, with_gold, missing, (t1 - t0) * 1000, (t2 - t1) * 1000,
                                 lead is not None and metrics.contains_answer(lead, item.answers)))
         if n % 200 == 0:
@@ -260,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {
         "min_answer_score": thresholds["ar"], "min_answer_score_cross_lingual": thresholds["en"],
         "top_k": args.top_k, "pool_documents": len(docs), "model": settings.embedding_model,
+        "sentence_vectors": settings.sentence_vectors,
         "questions_per_set_limit": args.limit, "sets": {}}
     for lang, name in (("ar", "AR→AR"), ("en", "EN→AR")):
         for split in ("dev", "test"):
@@ -273,7 +284,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    print(f"\nAnswer benchmark (pool {results['pool_documents']} paragraphs, top_k {results['top_k']}); "
+    print(f"\nAnswer benchmark (pool {results['pool_documents']} paragraphs, top_k {results['top_k']}, "
+          f"QA_SENTENCE_VECTORS={'on' if results.get('sentence_vectors') else 'off'}); "
           f"abstention thresholds calibrated on dev: QA_MIN_ANSWER_SCORE={results['min_answer_score']:.4f}, "
           f"QA_MIN_ANSWER_SCORE_CROSS_LINGUAL={results['min_answer_score_cross_lingual']:.4f}\n")
     print("| set | n | cited-sent acc | (no abstention) | lead-sentence baseline | short EM | short F1 "

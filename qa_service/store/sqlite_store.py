@@ -24,6 +24,7 @@ from qa_service.embedding.base import Vectors
 from qa_service.errors import IndexCorruptError
 from qa_service.models import Chunk, Document, Passage
 from qa_service.store import lexical
+from qa_service.store.sentence_vectors import SENTENCE_VECTORS_MIGRATION, SentenceVectors, decode_rows
 
 # Numbered migrations: index i upgrades schema version i -> i+1.
 MIGRATIONS: tuple[str, ...] = (
@@ -47,6 +48,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     lexical.LEXICAL_MIGRATION,
     lexical.VOCABULARY_MIGRATION,
+    SENTENCE_VECTORS_MIGRATION,
 )
 
 _PASSAGE_SQL = """
@@ -81,6 +83,8 @@ class PreparedDocument:
     content_hash: str
     chunks: list[Chunk]
     vectors: Vectors
+    # One per chunk when QA_SENTENCE_VECTORS is on (store/sentence_vectors.py), else None.
+    sentences: Sequence[SentenceVectors] | None = None
 
 
 @dataclass
@@ -232,6 +236,10 @@ class Store:
                     )
                     added_ids.append(int(cur.lastrowid or 0))
                     rows.append(lexical.ChunkRow(added_ids[-1], chunk.start, chunk.end))
+                if item.sentences is not None:
+                    tx.executemany("INSERT INTO chunk_sentences VALUES (?, ?)",
+                                   [(row.rowid, sentences.encode())
+                                    for row, sentences in zip(rows, item.sentences, strict=True)])
                 lexical.add_chunks(tx, doc.id, doc.title, doc.text, rows)
                 vectors.append(item.vectors)
             generation = self._bump_generation(tx)
@@ -252,11 +260,41 @@ class Store:
             generation = self._bump_generation(tx)
         return WriteResult(removed_ids=removed, generation=generation)
 
+    def chunks_without_sentences(self, doc_ids: Sequence[str]) -> list[tuple[int, str, int, int]]:
+        """(rowid, document id, start, end) of the chunks of ``doc_ids`` that have no sentence vectors."""
+        out: list[tuple[int, str, int, int]] = []
+        conn = self._conn()
+        for i in range(0, len(doc_ids), 500):
+            batch = list(doc_ids[i:i + 500])
+            marks = ",".join("?" * len(batch))
+            rows = conn.execute(
+                f'SELECT c.rowid, c.document_id, c.start, c."end" FROM chunks c '
+                f"LEFT JOIN chunk_sentences s ON s.chunk_rowid = c.rowid "
+                f"WHERE c.document_id IN ({marks}) AND s.chunk_rowid IS NULL ORDER BY c.rowid", batch)
+            out += [(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+        return out
+
+    def add_sentences(self, rows: Sequence[tuple[int, SentenceVectors]]) -> None:
+        """Store sentence vectors for existing chunks (by rowid); the index is unaffected."""
+        with self._transaction() as tx:
+            tx.executemany("INSERT OR REPLACE INTO chunk_sentences VALUES (?, ?)",
+                           [(rowid, sentences.encode()) for rowid, sentences in rows])
+
+    def sentences(self, chunk_ids: Sequence[str]) -> dict[str, SentenceVectors]:
+        """Sentence vectors of the given chunks (by chunk id), in one query; chunks without are absent."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._conn().execute(
+            f"SELECT c.id, s.data FROM chunks c JOIN chunk_sentences s ON s.chunk_rowid = c.rowid "
+            f"WHERE c.id IN ({marks})", list(chunk_ids))
+        return decode_rows(rows)
+
     @staticmethod
     def _delete_chunks(tx: sqlite3.Connection, doc_id: str) -> list[int]:
         ids = [int(r[0]) for r in tx.execute("SELECT rowid FROM chunks WHERE document_id = ?",
                                              (doc_id,))]
-        tx.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))
+        tx.execute("DELETE FROM chunks WHERE document_id = ?", (doc_id,))  # cascades to chunk_sentences
         lexical.delete_chunks(tx, ids)
         return ids
 
