@@ -106,6 +106,7 @@ def convert_for_backend(settings: Settings) -> Path | None:
 
 def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) -> ModelEncoder:
     from qa_service.embedding.openvino import ModelInfo, OpenVINOEncoder, ensure_converted
+    from qa_service.embedding.sentence_transformer import cpu_has_fast_bf16
 
     model_dir = Path(name).expanduser()
     if not model_dir.is_dir():
@@ -115,7 +116,8 @@ def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) 
         settings.passage_precision == "auto" and ModelInfo.read(ir).int8)
     try:
         return OpenVINOEncoder(model_dir, ir, model_id=model_id, batch_size=settings.encode_batch_size,
-                               threads=settings.torch_threads, passage_bf16=bf16, passage_int8=int8)
+                               threads=settings.torch_threads, passage_bf16=bf16, passage_int8=int8,
+                               query_bf16=cpu_has_fast_bf16())
     except (RuntimeError, OSError, ValueError, TypeError) as exc:  # a damaged conversion
         raise ModelUnavailableError(
             f"the OpenVINO conversion in {ir} cannot be loaded ({exc}); delete that folder to "
