@@ -78,7 +78,8 @@ class Settings:
     # Index lifecycle: how long a write waits for another writer before answering 409.
     writer_wait_s: float = 10.0
     # Answering: the extractive composer abstains when its best evidence scores below this
-    # (retrieval score plus question-term coverage; calibrated by `python -m qa_service.bench.answers`).
+    # (retrieval score plus question-term coverage, moved by the question-sentence cosine where
+    # sentence vectors exist; calibrated by `qa-service bench answers`).
     min_answer_score: float = 0.94
     # The same for evidence in another language than the question (scored differently).
     min_answer_score_cross_lingual: float = 0.95

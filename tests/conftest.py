@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +24,15 @@ def shared_data(relative: str) -> Path:
     return path
 
 
+# An abstention threshold no confidence falls below.
+NEVER_ABSTAIN = -math.inf
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # The fake encoder's cosines are low, so the abstention threshold is off unless a test sets it.
+    # The fake encoder's cosines are low, so abstention is off unless a test sets a threshold.
     return Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "models",
-                    min_answer_score=0.0)
+                    min_answer_score=NEVER_ABSTAIN)
 
 
 @pytest.fixture

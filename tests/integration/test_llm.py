@@ -27,6 +27,7 @@ from qa_service.models import AskRequest, Document, Passage, Turn
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from tests.answer_fixtures import BBC, SEED, passage
+from tests.conftest import NEVER_ABSTAIN
 from tests.fakes import FakeEncoder
 from tests.fakes_llm import FakeOpenAI, Messages, Reply, answer, fake_openai
 
@@ -185,7 +186,7 @@ def test_history_is_sent_between_the_system_prompt_and_the_question(llm: FakeOpe
 
 
 def test_service_mode_auto_uses_the_configured_llm(llm: FakeOpenAI, tmp_path: Path) -> None:
-    settings = Settings(index_dir=tmp_path / "index", min_answer_score=0.0,
+    settings = Settings(index_dir=tmp_path / "index", min_answer_score=NEVER_ABSTAIN,
                         llm_base_url=llm.base_url, llm_model="fake-model", llm_backoff_s=0.01)
     service = QAService(settings, FakeEncoder())
     try:

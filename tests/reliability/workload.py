@@ -15,6 +15,7 @@ from pathlib import Path
 from qa_service.models import Document
 from qa_service.service import INGEST_BATCH_DOCUMENTS, QAService
 from qa_service.settings import Settings
+from tests.conftest import NEVER_ABSTAIN
 from tests.fakes import FakeEncoder
 
 CORPUS_SIZE = 1000
@@ -50,7 +51,7 @@ def corpus(n: int = CORPUS_SIZE, version: int = 0) -> list[Document]:
 
 def child_settings(index_dir: Path) -> Settings:
     return Settings(index_dir=index_dir, model_cache=index_dir.parent / "models",
-                    min_answer_score=0.0, writer_wait_s=30.0)
+                    min_answer_score=NEVER_ABSTAIN, writer_wait_s=30.0)
 
 
 def ingest_child(index_dir: str, mode: str, conn: Connection) -> None:

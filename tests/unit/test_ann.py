@@ -13,6 +13,7 @@ from qa_service.models import Document, Filters
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from qa_service.store import ann
+from tests.conftest import NEVER_ABSTAIN
 from tests.fakes import FakeEncoder
 
 DIM = 32
@@ -105,7 +106,7 @@ def _documents(n: int) -> list[Document]:
 def test_the_service_publishes_ivf_beyond_the_threshold_and_serves_filters_and_deletes(
         tmp_path: Path) -> None:
     settings = Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "models",
-                        min_answer_score=0.0, ann_min_vectors=60)
+                        min_answer_score=NEVER_ABSTAIN, ann_min_vectors=60)
     service = QAService(settings, FakeEncoder())
     service.ingest(_documents(80))
     assert service.index.manifest.index_type == ann.IVF

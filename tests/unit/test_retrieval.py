@@ -18,6 +18,7 @@ from qa_service.service import QAService
 from qa_service.settings import Settings
 from qa_service.store import lexical
 from qa_service.store.sqlite_store import Store
+from tests.conftest import NEVER_ABSTAIN
 from tests.fakes import FakeEncoder
 
 
@@ -258,8 +259,8 @@ PASTED = ("وأكدت وزارة الصحة أن حملة التطعيم ضد ا
 @pytest.fixture
 def line_chunks(tmp_path: Path) -> Iterator[QAService]:
     # Small chunks: one line (paragraph) per chunk, as in long news articles.
-    settings = Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "m", min_answer_score=0.0,
-                        chunk_max_tokens=24)
+    settings = Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "m",
+                        min_answer_score=NEVER_ABSTAIN, chunk_max_tokens=24)
     service = QAService(settings, FakeEncoder())
     yield service
     service.close()

@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 
 from qa_service.answer.base import ComposeInput
-from qa_service.answer.extractive import ExtractiveComposer
+from qa_service.answer.extractive import (
+    COSINE_CENTRE_CROSS_LINGUAL,
+    SENTENCE_VECTOR_WEIGHT,
+    ExtractiveComposer,
+)
 from qa_service.embedding.cache import CachedEncoder
 from qa_service.errors import BadInputError
 from qa_service.models import AskRequest, Document, Passage
@@ -19,6 +23,7 @@ from qa_service.settings import Settings
 from qa_service.store.sentence_vectors import SentenceVectors
 from qa_service.store.sqlite_store import MIGRATIONS
 from qa_service.text import split_sentences
+from tests.conftest import NEVER_ABSTAIN
 from tests.fakes import FakeEncoder
 
 SEED = Document(
@@ -102,7 +107,7 @@ def test_reingesting_into_a_new_folder_embeds_nothing_again(tmp_path: Path) -> N
     inner = FakeEncoder()
     cached = CachedEncoder(inner, tmp_path / "cache.sqlite3")
     for folder in ("a", "b"):
-        service = QAService(Settings(index_dir=tmp_path / folder, min_answer_score=0.0), cached)
+        service = QAService(Settings(index_dir=tmp_path / folder, min_answer_score=NEVER_ABSTAIN), cached)
         service.ingest([SEED, OTHER])
         service.close()
         if folder == "a":
@@ -217,20 +222,28 @@ def test_passages_without_vectors_mean_scoring_without_them_for_all() -> None:
     assert _compose(passages, {"a": stale, "b": _vectors(other, best=0)}) == without
 
 
-def test_abstention_and_citation_scores_ignore_the_vector_term() -> None:
+def test_confidence_counts_the_cosine_against_its_centre_and_citations_keep_the_plain_score() -> None:
     passages = [_passage("a", ARABIC, 0.8)]
-    stored = {"a": _vectors(ARABIC, best=1)}
-    with_vectors = ComposeInput("What is the population of the city?", "en", passages, query_vector=QUERY,
-                                sentence_vectors=lambda ids: {i: stored[i] for i in ids if i in stored})
-    without = ComposeInput(with_vectors.question, "en", passages)
-    # The vector term chooses the sentence; the threshold judges the same score as without vectors,
-    # so one calibrated threshold holds for collections ingested with and without them.
-    for threshold, abstains in ((0.79, False), (0.81, True)):
-        composer = ExtractiveComposer(threshold)
-        assert composer.compose(with_vectors).abstained is abstains
-        assert composer.compose(without).abstained is abstains
-    c = ExtractiveComposer(0.0).compose(with_vectors)
-    assert c.confidence == c.citations[0].score == pytest.approx(0.8)
+    close = _vectors(ARABIC, best=1)  # the answering sentence has cosine 1 with the question
+    halfway = SentenceVectors(close.spans, close.vectors.copy())
+    halfway.vectors[1] = (QUERY + np.eye(8, dtype=np.float32)[1]) / np.sqrt(2)  # cosine 0.707
+
+    def ask(stored: SentenceVectors | None) -> ComposeInput:
+        lookup = None if stored is None else (lambda ids: {i: stored for i in ids})
+        return ComposeInput("What is the population of the city?", "en", passages,
+                            query_vector=QUERY, sentence_vectors=lookup)
+
+    # An English question over Arabic evidence: the cross-lingual centre applies.
+    def moved(cosine: float) -> float:
+        return 0.8 + SENTENCE_VECTOR_WEIGHT * (cosine - COSINE_CENTRE_CROSS_LINGUAL)
+
+    for stored, confidence in ((None, 0.8), (close, moved(1.0)), (halfway, moved(0.7071))):
+        answered = ExtractiveComposer(0.0, min_score_cross_lingual=confidence - 0.01).compose(ask(stored))
+        assert not answered.abstained
+        assert answered.confidence == pytest.approx(confidence, abs=1e-3)
+        assert answered.citations[0].score == pytest.approx(0.8)  # citations carry the plain score
+        refused = ExtractiveComposer(0.0, min_score_cross_lingual=confidence + 0.01).compose(ask(stored))
+        assert refused.abstained and not refused.citations
 
 
 def test_setting_is_parsed_and_validated() -> None:
