@@ -19,6 +19,7 @@ from qa_service.answer.pipeline import AnswerPipeline
 from qa_service.embedding.base import Encoder
 from qa_service.errors import BadInputError, IndexCorruptError, StorageError, WriterBusyError
 from qa_service.ingest.chunker import ChunkerConfig, chunk_spans
+from qa_service.ingest.passages import embedding_text
 from qa_service.ingest.sentences import embed_sentences
 from qa_service.models import (
     Answer,
@@ -278,7 +279,7 @@ class QAService:
             chunks = [Chunk(id=chunk_id(digest, s, e), document_id=doc.id, ord=i, start=s, end=e)
                       for i, (s, e) in enumerate(spans)]
             todo.append((doc, digest, chunks))
-        texts = [_embedding_text(doc, c) for doc, _, chunks in todo for c in chunks]
+        texts = [embedding_text(doc, c) for doc, _, chunks in todo for c in chunks]
         vectors = self.encoder.encode_passages(texts)
         sentences, backfill = self._sentence_vectors(todo, unchanged, report)
         prepared: list[PreparedDocument] = []
@@ -366,11 +367,6 @@ class QAService:
     def close(self) -> None:
         self.answers.close()
         self.store.close()
-
-
-def _embedding_text(doc: Document, chunk: Chunk) -> str:
-    body = doc.text[chunk.start:chunk.end]
-    return f"{doc.title}\n{body}" if doc.title else body
 
 
 def _batches(items: Iterable[Document], size: int) -> Iterable[list[Document]]:
