@@ -225,8 +225,9 @@ class OpenVINOEncoder:
     """Encoder protocol over an OpenVINO conversion; thread-safe."""
 
     def __init__(self, model_dir: Path, ir: Path, *, model_id: str, batch_size: int = 32,
-                 threads: int = 0, passage_bf16: bool = False, passage_int8: bool = False,
+                 threads: int = 0, passage_bf16: bool = False, passage_int8: bool | None = False,
                  query_bf16: bool = False) -> None:
+        """``passage_int8`` None: int8 passages when the conversion has an int8 model."""
         import openvino
 
         from qa_service.embedding.tokenizer import shared_tokenizer
@@ -238,7 +239,9 @@ class OpenVINOEncoder:
         self.info = info
         self._model_id = model_id
         self._batch_size = batch_size
-        if passage_int8 and not info.int8:
+        if passage_int8 is None:
+            passage_int8 = info.int8
+        elif passage_int8 and not info.int8:
             raise ModelUnavailableError(
                 f"{ir} has no int8 conversion (NNCF was not installed when it was made): install "
                 "nncf and delete that folder to convert again, or set QA_PASSAGE_PRECISION=bfloat16")

@@ -105,15 +105,15 @@ def convert_for_backend(settings: Settings) -> Path | None:
 
 
 def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) -> ModelEncoder:
-    from qa_service.embedding.openvino import ModelInfo, OpenVINOEncoder, ensure_converted
+    from qa_service.embedding.openvino import OpenVINOEncoder, ensure_converted
     from qa_service.embedding.sentence_transformer import cpu_has_fast_bf16
 
     model_dir = Path(name).expanduser()
     if not model_dir.is_dir():
         raise ModelUnavailableError(f"{name!r} is not a local model folder")
     ir = ensure_converted(model_dir, settings.model_cache)
-    int8 = settings.passage_precision == "int8" or (
-        settings.passage_precision == "auto" and ModelInfo.read(ir).int8)
+    # auto: int8 when the conversion has it (the encoder reads that from the conversion).
+    int8 = {"int8": True, "auto": None}.get(settings.passage_precision, False)
     try:
         return OpenVINOEncoder(model_dir, ir, model_id=model_id, batch_size=settings.encode_batch_size,
                                threads=settings.torch_threads, passage_bf16=bf16, passage_int8=int8,
