@@ -223,8 +223,9 @@ def _sentence_cosines(passages: Sequence[Passage], splits: list[list[tuple[int, 
     """Per passage, the query's cosine with each sentence's stored vector; None unless all have them.
 
     All or nothing: a passage without vectors (ingested with QA_SENTENCE_VECTORS off, or whose
-    stored split differs from today's) would lose every comparison against one with them, so
-    then no passage's vectors count and sentences are scored as without the setting.
+    stored sentences do not cover today's split of its text) would lose every comparison
+    against one with them, so then no passage's vectors count and sentences are scored as
+    without the setting.
     """
     if query_vector is None or lookup is None or not passages:
         return None
@@ -232,7 +233,7 @@ def _sentence_cosines(passages: Sequence[Passage], splits: list[list[tuple[int, 
     out: list[dict[tuple[int, int], float]] = []
     for p, spans in zip(passages, splits, strict=True):
         found = stored.get(p.chunk_id)
-        cosines = found.cosines(query_vector) if found is not None and list(found.spans) == spans else None
+        cosines = found.cosines(query_vector, spans) if found is not None else None
         if cosines is None:
             return None
         out.append(cosines)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -89,16 +89,29 @@ class SentenceVectors:
         unit: Vectors = vectors / np.maximum(norms, np.float32(1e-12))
         return cls(tuple((int(s), int(e)) for s, e in spans), unit)
 
-    def cosines(self, query: Vectors) -> dict[Span, float] | None:
-        """Cosine of each sentence with a unit ``query`` vector (0 for an unembedded fragment).
+    def cosines(self, query: Vectors, spans: Sequence[Span]) -> dict[Span, float] | None:
+        """Cosine of a unit ``query`` vector with each of ``spans`` (the text's split today).
 
-        None when the query has another dimension (vectors of another model).
+        Normally ``spans`` are the stored spans. When the splitter has changed since ingestion,
+        a span takes the best cosine of the stored sentences it overlaps (a merged sentence
+        holds both parts; a split one lies in its old sentence), so a store keeps its vectors
+        across splitter updates. None when a span overlaps no stored sentence (the vectors
+        are not this text's) or the query has another dimension (vectors of another model).
+        An unembedded fragment counts 0.
         """
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if q.shape[0] != self.vectors.shape[1]:
             return None
-        values = self.vectors @ q
-        return {span: float(v) for span, v in zip(self.spans, values, strict=True)}
+        values = [float(v) for v in self.vectors @ q]
+        if list(self.spans) == list(spans):
+            return dict(zip(self.spans, values, strict=True))
+        out: dict[Span, float] = {}
+        for start, end in spans:
+            overlapping = [v for (s, e), v in zip(self.spans, values, strict=True) if s < end and start < e]
+            if not overlapping:
+                return None
+            out[(start, end)] = max(overlapping)
+        return out
 
 
 def decode_rows(rows: Iterable[tuple[str, bytes]]) -> dict[str, SentenceVectors]:

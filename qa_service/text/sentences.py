@@ -10,7 +10,8 @@ non-whitespace character. Boundaries:
   sentence (a lowercase Latin letter or , ; :). Arabic has no case, so an ellipsis
   before Arabic text is a boundary: in headlines ".." separates clauses;
 * a single "." when followed by whitespace (or end of text), except after known
-  abbreviations, single-letter initials ("J. Smith", Arabic "د. محمد"), list numbers at
+  abbreviations, single-letter initials ("J. Smith", Arabic "د. محمد"; Latin initials
+  spelled in Arabic inside a name, "جون سي. ميسنجر"), list numbers at
   the start of a segment, or before a lowercase Latin word. Also a "." glued between two
   Arabic letters ("العراق.وقال"), a common typing slip. "." between digits (2.5,
   1.000.000), inside domains and dotted initialisms is never a boundary (no space).
@@ -93,6 +94,21 @@ AMBIGUOUS_ABBREVIATIONS: Final[frozenset[str]] = frozenset({
     "etc", "inc", "ltd", "co", "corp", "plc", "llc", "bros", "jr", "sr", "a.m", "p.m", "u.s",
     "u.k", "u.n", "e.u", "d.c", "u.s.a", "al", "ave", "blvd", "rd", "ft", "lbs", "oz",
 })
+# Latin letters spelled out in Arabic script: an initial inside a transliterated name
+# ("جون سي. ميسنجر" = John C. Messenger, "رايموند إس. برادلي"). Not when it closes a
+# run of spelled letters, which is an acronym that may end the sentence ("... لبي بي سي.").
+ARABIC_LETTER_NAMES: Final[frozenset[str]] = frozenset({
+    "إيه", "بي", "سي", "دي", "إي", "اي", "إف", "اف", "جي", "إتش", "اتش", "آي", "جاي", "جيه", "كي", "كيه",
+    "إل", "ال", "إم", "ام", "إن", "أو", "او", "كيو", "آر", "ار", "إس", "اس", "تي", "يو", "دبليو", "إكس",
+    "اكس", "واي", "زد", "زي",
+})
+# Words that open an Arabic sentence far more often than a name: after a spelled initial
+# they mean the "." ends the sentence ("فيتامين سي. ثم ...").
+ARABIC_SENTENCE_STARTERS: Final[frozenset[str]] = frozenset({
+    "ثم", "لكن", "ولكن", "كما", "قد", "لقد", "وقد", "ولقد", "وقال", "قال", "وأضاف", "وأكد", "وأشار",
+    "وتابع", "كان", "كانت", "وكان", "وكانت", "وفي", "في", "وهو", "وهي", "هو", "هي", "هذا", "هذه",
+    "وهذا", "وهذه", "إلا", "بينما", "حيث", "ومن", "من", "وعلى", "على", "ويأتي", "يذكر", "ويذكر",
+})
 SENTENCE_STARTERS: Final[frozenset[str]] = frozenset({
     "The", "A", "An", "He", "She", "It", "They", "We", "I", "You", "This", "That", "These",
     "Those", "There", "Here", "His", "Her", "Its", "Their", "Our", "My", "But", "And", "However",
@@ -166,6 +182,15 @@ def _is_abbreviation(word: str, next_word: str) -> bool:
     return False
 
 
+def _is_spelled_initial(text: str, word: str, word_start: int, next_word: str) -> bool:
+    """A Latin initial spelled in Arabic inside a name: "جيمس أو. ماكينزي" (see ARABIC_LETTER_NAMES)."""
+    if (word not in ARABIC_LETTER_NAMES or next_word in ARABIC_SENTENCE_STARTERS
+            or not _ARABIC_LETTER_RE.match(next_word[:1])):
+        return False
+    before, _ = _word_before(text, word_start - 1) if word_start > 0 else ("", 0)
+    return bool(before) and before not in ARABIC_LETTER_NAMES and bool(_ARABIC_LETTER_RE.match(before[-1]))
+
+
 def _single_dot_ends(text: str, dot: int, after: int, segment_start: int) -> bool:
     """Whether the "." at ``dot`` (its closers end at ``after``) ends a sentence."""
     if after < len(text) and not text[after].isspace():
@@ -178,7 +203,7 @@ def _single_dot_ends(text: str, dot: int, after: int, segment_start: int) -> boo
     word, word_start = _word_before(text, dot)
     if not word:
         return True
-    if _is_abbreviation(word, next_word):
+    if _is_abbreviation(word, next_word) or _is_spelled_initial(text, word, word_start, next_word):
         return False
     is_list_number = word.isdigit() and len(word) <= MAX_LIST_NUMBER_DIGITS
     # "1. First item": only a number that opens the segment is a list marker.

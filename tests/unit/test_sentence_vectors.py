@@ -62,10 +62,10 @@ def test_codec_round_trip_keeps_spans_and_cosine() -> None:
     for i in (0, 2):
         assert _cosine(decoded.vectors[i], vectors[i]) >= 0.9999
     assert not decoded.vectors[1].any()
-    cosines = decoded.cosines(vectors[2])
+    cosines = decoded.cosines(vectors[2], decoded.spans)
     assert cosines is not None and cosines[(16, 200)] == pytest.approx(1.0, abs=1e-3)
     assert cosines[(11, 15)] == 0.0
-    assert decoded.cosines(np.ones(8, np.float32)) is None  # another model's dimension
+    assert decoded.cosines(np.ones(8, np.float32), decoded.spans) is None  # another model's dimension
     assert SentenceVectors.decode(blob[:-1]) is None and SentenceVectors.decode(b"") is None
 
 
@@ -217,9 +217,24 @@ def test_passages_without_vectors_mean_scoring_without_them_for_all() -> None:
     without = _compose(passages, {})
     # "b" lacks vectors (ingested with the setting off): a's vectors must not count either.
     assert _compose(passages, {"a": _vectors(ARABIC, best=1)}) == without
-    # A stored split that no longer matches the text is as good as none.
+    # Stored sentences that do not cover the text (not this text's vectors) are as good as none.
     stale = SentenceVectors(((0, 5),), QUERY[None, :])
     assert _compose(passages, {"a": stale, "b": _vectors(other, best=0)}) == without
+
+
+def test_vectors_stored_under_an_older_split_still_choose_the_sentence() -> None:
+    # A splitter update since ingestion: the store split the text into three sentences where
+    # today's splitter sees two (or the reverse). Each sentence of today takes the best cosine
+    # of the stored sentences it overlaps, so the vectors keep choosing.
+    (s0, e0), (s1, e1) = split_sentences(ARABIC)
+    middle = (s1 + e1) // 2
+    three = SentenceVectors(((s0, e0), (s1, middle), (middle + 1, e1)),
+                            np.stack([np.eye(8, dtype=np.float32)[1], np.eye(8, dtype=np.float32)[1], QUERY]))
+    one = SentenceVectors(((s0, e1),), QUERY[None, :])
+    assert three.cosines(QUERY, [(s0, e0), (s1, e1)]) == {(s0, e0): 0.0, (s1, e1): 1.0}
+    assert one.cosines(QUERY, [(s0, e0), (s1, e1)]) == {(s0, e0): 1.0, (s1, e1): 1.0}
+    second = ARABIC[s1:e1]
+    assert _compose([_passage("a", ARABIC, 0.8)], {"a": three}) == second
 
 
 def test_confidence_counts_the_cosine_against_its_centre_and_citations_keep_the_plain_score() -> None:

@@ -480,6 +480,20 @@ def test_arabic_punctuation() -> None:
     ]
 
 
+def test_latin_initials_spelled_in_arabic_stay_inside_the_name() -> None:
+    # XQuAD-ar: quotes used to stop at "أو." and leave "ماكينزي" to the next sentence.
+    assert _sentences("ألّف جيمس أو. ماكينزي الكتاب. وترجمه جون سي. ميسنجر لاحقاً.") == [
+        "ألّف جيمس أو. ماكينزي الكتاب.",
+        "وترجمه جون سي. ميسنجر لاحقاً.",
+    ]
+    # A spelled-out acronym may end a sentence: "بي بي سي." (BBC) is a boundary.
+    assert _sentences("قال ذلك لبي بي سي. وغادر الوفد.") == ["قال ذلك لبي بي سي.", "وغادر الوفد."]
+    # So does a letter name before a word that opens sentences, a digit, or nothing.
+    assert _sentences("يحتوي على فيتامين سي. ثم يُطهى. وقال إنه فيتامين سي. 2018 عام جيد") == [
+        "يحتوي على فيتامين سي.", "ثم يُطهى.", "وقال إنه فيتامين سي.", "2018 عام جيد",
+    ]
+
+
 def test_line_breaks_end_sentences() -> None:
     assert _sentences("Title\r\nCaption line\n\n  Body text. More") == [
         "Title", "Caption line", "Body text.", "More",
