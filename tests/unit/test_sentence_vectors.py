@@ -11,6 +11,7 @@ import pytest
 
 from qa_service.answer.base import ComposeInput
 from qa_service.answer.extractive import (
+    CONFIDENCE_COSINE_WEIGHT_CROSS_LINGUAL,
     COSINE_CENTRE_CROSS_LINGUAL,
     SENTENCE_VECTOR_WEIGHT,
     ExtractiveComposer,
@@ -250,7 +251,7 @@ def test_confidence_counts_the_cosine_against_its_centre_and_citations_keep_the_
 
     # An English question over Arabic evidence: the cross-lingual centre applies.
     def moved(cosine: float) -> float:
-        return 0.8 + SENTENCE_VECTOR_WEIGHT * (cosine - COSINE_CENTRE_CROSS_LINGUAL)
+        return 0.8 + CONFIDENCE_COSINE_WEIGHT_CROSS_LINGUAL * (cosine - COSINE_CENTRE_CROSS_LINGUAL)
 
     for stored, confidence in ((None, 0.8), (close, moved(1.0)), (halfway, moved(0.7071))):
         answered = ExtractiveComposer(0.0, min_score_cross_lingual=confidence - 0.01).compose(ask(stored))
