@@ -102,6 +102,8 @@ ARABIC_LETTER_NAMES: Final[frozenset[str]] = frozenset({
     "إل", "ال", "إم", "ام", "إن", "أو", "او", "كيو", "آر", "ار", "إس", "اس", "تي", "يو", "دبليو", "إكس",
     "اكس", "واي", "زد", "زي",
 })
+# How far back to look for the name before a spelled initial (longer words are not names).
+MAX_NAME_LOOKBACK: Final = 24
 # Words that open an Arabic sentence far more often than a name: after a spelled initial
 # they mean the "." ends the sentence ("فيتامين سي. ثم ...").
 ARABIC_SENTENCE_STARTERS: Final[frozenset[str]] = frozenset({
@@ -187,7 +189,8 @@ def _is_spelled_initial(text: str, word: str, word_start: int, next_word: str) -
     if (word not in ARABIC_LETTER_NAMES or next_word in ARABIC_SENTENCE_STARTERS
             or not _ARABIC_LETTER_RE.match(next_word[:1])):
         return False
-    before, _ = _word_before(text, word_start - 1) if word_start > 0 else ("", 0)
+    preceding = text[max(0, word_start - MAX_NAME_LOOKBACK):word_start].split()
+    before = preceding[-1] if preceding else ""
     return bool(before) and before not in ARABIC_LETTER_NAMES and bool(_ARABIC_LETTER_RE.match(before[-1]))
 
 
