@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service.answer.base import ComposeInput
+from qa_service.answer.base import ComposeInput, Composition
 from qa_service.answer.extractive import (
     CONFIDENCE_COSINE_WEIGHT_CROSS_LINGUAL,
     COSINE_CENTRE_CROSS_LINGUAL,
@@ -260,6 +260,18 @@ def test_confidence_counts_the_cosine_against_its_centre_and_citations_keep_the_
         assert answered.citations[0].score == pytest.approx(0.8)  # citations carry the plain score
         refused = ExtractiveComposer(0.0, min_score_cross_lingual=confidence + 0.01).compose(ask(stored))
         assert refused.abstained and not refused.citations
+
+    # An Arabic question over the same evidence: the cosine weighs 2x there, not 8x.
+    def arabic(stored: SentenceVectors) -> Composition:
+        return ExtractiveComposer(-10.0).compose(ComposeInput(
+            "كم عدد سكان المدينة؟", "ar", passages, query_vector=QUERY,
+            sentence_vectors=lambda ids: {i: stored for i in ids}))
+
+    high, middle = arabic(close), arabic(halfway)
+    assert high.citations[0].quote == middle.citations[0].quote  # the same sentence leads
+    assert high.confidence is not None and middle.confidence is not None
+    expected = SENTENCE_VECTOR_WEIGHT * (1 - 0.7071)
+    assert high.confidence - middle.confidence == pytest.approx(expected, abs=1e-3)
 
 
 def test_setting_is_parsed_and_validated() -> None:
