@@ -131,10 +131,9 @@ class Evidence:
         cosine lies above or below the cosine typical at the threshold (see COSINE_CENTRE)."""
         if self.cosine is None:
             return self.score
-        if cross_lingual:
-            return round(self.plain_score + CONFIDENCE_COSINE_WEIGHT_CROSS_LINGUAL
-                         * (self.cosine - COSINE_CENTRE_CROSS_LINGUAL), 6)
-        return round(self.plain_score + SENTENCE_VECTOR_WEIGHT * (self.cosine - COSINE_CENTRE), 6)
+        weight, centre = ((CONFIDENCE_COSINE_WEIGHT_CROSS_LINGUAL, COSINE_CENTRE_CROSS_LINGUAL)
+                          if cross_lingual else (SENTENCE_VECTOR_WEIGHT, COSINE_CENTRE))
+        return round(self.plain_score + weight * (self.cosine - centre), 6)
 
     @property
     def sentence(self) -> str:
