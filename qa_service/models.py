@@ -64,6 +64,10 @@ class Citation(msgspec.Struct, kw_only=True):
     # Share of the cited claim's checkable facts (numbers, names) found in the quote; set by
     # the LLM composer's support check (extractive claims quote their evidence: None).
     support: float | None = None
+    # The short answer's code points in the document's text (inside [start, end)), when a
+    # reader found it as a span.
+    span_start: int | None = None
+    span_end: int | None = None
 
 
 class Timings(msgspec.Struct, kw_only=True):

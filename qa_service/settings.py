@@ -77,7 +77,13 @@ class Settings:
     rate_limit_burst: int = 20  # requests a client may send at once before the rate applies
     # Index lifecycle: how long a write waits for another writer before answering 409.
     writer_wait_s: float = 10.0
-    # Answering: the extractive composer abstains when its best evidence scores below this
+    # Answering: the trained span reader answers (off: the heuristic sentence scorer below). It
+    # abstains when its best span scores below these (span logits over the no-answer logits plus
+    # the weighted retrieval score; calibrated on the XQuAD dev split by `qa-service bench answers`).
+    reader: bool = False
+    min_reader_score: float = 3.0
+    min_reader_score_cross_lingual: float = 3.0
+    # The heuristic composer abstains when its best evidence scores below this
     # (retrieval score plus question-term coverage, moved by the question-sentence cosine where
     # sentence vectors exist; calibrated by `qa-service bench answers`).
     min_answer_score: float = 0.94

@@ -31,8 +31,9 @@ NEVER_ABSTAIN = -math.inf
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # The fake encoder's cosines are low, so abstention is off unless a test sets a threshold.
+    # The heuristic composer answers: the trained reader needs the real model (integration tests).
     return Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "models",
-                    min_answer_score=NEVER_ABSTAIN)
+                    min_answer_score=NEVER_ABSTAIN, reader=False)
 
 
 @pytest.fixture

@@ -118,6 +118,7 @@ class Evidence:
     short: str | None = None
     value: float | None = None  # the short answer's number, when it is a figure in digits
     cosine: float | None = None  # question-sentence cosine, when sentence vectors scored it
+    span: tuple[int, int] | None = None  # the short answer in ``passage.text``, when a reader found it
 
     @property
     def plain_score(self) -> float:
@@ -170,11 +171,11 @@ class ExtractiveComposer:
         confidence = best.confidence(cross_lingual)
         if confidence < threshold:
             return abstention(question.lang, confidence=confidence)
-        newer, older = _disagreement(question, ranked)
+        newer, older = disagreement(question, ranked)
         if newer is not None and older is not None:
-            composition = _render_as_of(question.lang, newer, older)
+            composition = render_as_of(question.lang, newer, older)
         else:
-            composition = _render(question.lang, [best, *_corroboration(ranked)])
+            composition = render(question.lang, [best, *corroboration(ranked)])
         composition.confidence = confidence
         return composition
 
@@ -274,11 +275,11 @@ def _term_weights(question_terms: frozenset[str], sentence_terms: list[set[str]]
     return {t: math.log(1 + (n + 1) / (1 + df[t])) for t in question_terms}
 
 
-def _corroboration(ranked: list[Evidence]) -> list[Evidence]:
+def corroboration(ranked: list[Evidence], margin: float = SECOND_CITATION_MARGIN) -> list[Evidence]:
     """A second article saying the same thing, when it scores close to the best."""
     best = ranked[0]
     for ev in ranked[1:]:
-        if ev.score < best.score - SECOND_CITATION_MARGIN:
+        if ev.score < best.score - margin:
             break
         if (ev.passage.document_id != best.passage.document_id and best.short is not None
                 and _same_answer(ev, best)):
@@ -292,12 +293,13 @@ def _same_answer(a: Evidence, b: Evidence) -> bool:
     return a.short is not None and b.short is not None and a.short.strip() == b.short.strip()
 
 
-def _disagreement(question: Question, ranked: list[Evidence]) -> tuple[Evidence | None, Evidence | None]:
+def disagreement(question: Question, ranked: list[Evidence], margin: float = DISAGREEMENT_MARGIN
+                 ) -> tuple[Evidence | None, Evidence | None]:
     """(newest, older) when the top evidence gives different figures on different dates."""
     if question.kind is not Kind.QUANTITY or question.years:
         return None, None  # a question naming a time wants evidence from then, not the newest
     best = ranked[0]
-    figures = [ev for ev in ranked if ev.score >= best.score - DISAGREEMENT_MARGIN
+    figures = [ev for ev in ranked if ev.score >= best.score - margin
                and ev.value is not None and ev.day]
     if best not in figures:
         return None, None
@@ -360,10 +362,12 @@ class _Writer:
             source=p.source, published_at=p.published_at, lang=p.lang, quote=ev.sentence,
             start=p.start + ev.start, end=p.start + ev.end, answer_start=start,
             answer_end=start + len(claim), score=ev.plain_score,
+            span_start=p.start + ev.span[0] if ev.span else None,
+            span_end=p.start + ev.span[1] if ev.span else None,
         ))
 
 
-def _render(lang: str, chosen: list[Evidence]) -> Composition:
+def render(lang: str, chosen: list[Evidence]) -> Composition:
     lead = chosen[0]
     writer = _Writer()
     for i, ev in enumerate(chosen):
@@ -377,7 +381,7 @@ def _render(lang: str, chosen: list[Evidence]) -> Composition:
     return Composition(writer.text, lead.short, lang, abstained=False, citations=writer.citations)
 
 
-def _render_as_of(lang: str, newer: Evidence, older: Evidence) -> Composition:
+def render_as_of(lang: str, newer: Evidence, older: Evidence) -> Composition:
     writer = _Writer()
     as_of = format_day(newer.day, lang)
     if lang == "ar":

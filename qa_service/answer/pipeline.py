@@ -1,6 +1,7 @@
 """Which composer answers, what happens when it fails, and the verification every answer passes.
 
-``mode: auto`` uses the LLM composer when one is configured, else the extractive one;
+``mode: auto`` uses the LLM composer when one is configured, else the extractive one (the
+trained span reader, or with ``QA_READER=false`` the heuristic sentence scorer);
 ``llm`` insists on the LLM (the service refuses it when none is configured); ``extractive``
 never calls out. An LLM that fails (unreachable, too slow, refusing, or replying with
 nothing that survives validation) is replaced by the extractive answer, marked
@@ -19,10 +20,31 @@ from qa_service.answer.base import ComposeInput, Composer, Composition
 from qa_service.answer.crosslingual import TokenVectors
 from qa_service.answer.extractive import ExtractiveComposer, abstention
 from qa_service.answer.llm import LLMComposer, LLMError
+from qa_service.answer.reader import LazyReader, ReaderComposer
 from qa_service.answer.verify import CitationProblem, verify_citations
 from qa_service.settings import DEFAULT_MODEL, Settings
 
 log = logging.getLogger(__name__)
+
+
+def default_composer(settings: Settings, *, abstain: bool = True) -> Composer:
+    """The reader composer (``QA_READER``, on by default), else the heuristic extractive one."""
+    return reader_composer(settings, abstain=abstain) if settings.reader else \
+        extractive_composer(settings, abstain=abstain)
+
+
+def reader_composer(settings: Settings, *, abstain: bool = True) -> ReaderComposer:
+    """The shipped span reader over the default model's word embeddings (built when missing)."""
+    from qa_service.embedding.provision import resolve_default_model
+    from qa_service.embedding.sentence_transformer import cpu_has_fast_bf16
+    from qa_service.reader.runtime import Reader
+
+    reader = LazyReader(lambda: Reader(resolve_default_model(settings), settings.model_cache,
+                                       threads=settings.torch_threads, bf16=cpu_has_fast_bf16()))
+    if not abstain:
+        return ReaderComposer(reader, -math.inf)
+    return ReaderComposer(reader, settings.min_reader_score,
+                          min_score_cross_lingual=settings.min_reader_score_cross_lingual)
 
 
 def extractive_composer(settings: Settings, *, abstain: bool = True) -> ExtractiveComposer:
@@ -55,7 +77,7 @@ class AnswerPipeline:
     @classmethod
     def from_settings(cls, settings: Settings, extractive: Composer | None = None) -> AnswerPipeline:
         llm = LLMComposer.from_settings(settings) if settings.llm_configured else None
-        return cls(extractive or extractive_composer(settings), llm)
+        return cls(extractive or default_composer(settings), llm)
 
     def compose(self, request: ComposeInput, mode: str = "auto") -> Composition:
         """The verified answer for ``request`` in ``mode`` ("auto", "extractive" or "llm")."""
@@ -83,6 +105,12 @@ class AnswerPipeline:
         verify_citations(composition.answer, composition.citations, request.passages,
                          abstained=composition.abstained)
         return composition
+
+    def warm_up(self) -> None:
+        """Load what the first question would otherwise wait for (the reader)."""
+        warm_up = getattr(self.extractive, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
 
     def close(self) -> None:
         if self.llm is not None:

@@ -49,12 +49,21 @@ def verify_citations(answer: str, citations: Sequence[Citation], passages: Seque
         _check_claim(answer, c)
         if c.support is not None and not 0.0 <= c.support <= 1.0:
             raise CitationProblem(f"citation [{c.n}] support {c.support} is outside [0, 1]")
-    markers = {int(m) for m in MARKER.findall(answer)}
+    markers = {int(m) for m in MARKER.findall(_without_quotes(answer, citations))}
     numbers = {c.n for c in citations}
     if markers - numbers:
         raise CitationProblem(f"marker(s) {sorted(markers - numbers)} have no citation")
     if numbers - markers:
         raise CitationProblem(f"citation(s) {sorted(numbers - markers)} are never referenced")
+
+
+def _without_quotes(answer: str, citations: Sequence[Citation]) -> str:
+    """The answer with each quoted source sentence blanked: a footnote mark a quote carries
+    ("… in 1990.[2]", Wikipedia style) is the source's text, not a citation marker."""
+    for c in citations:
+        if MARKER.search(c.quote):
+            answer = answer.replace(c.quote, " " * len(c.quote))
+    return answer
 
 
 def _check_claim(answer: str, c: Citation) -> None:

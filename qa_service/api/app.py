@@ -97,7 +97,9 @@ class _Holder:
 def default_factory(settings: Settings) -> QAService:
     from qa_service.embedding import load_encoder
 
-    return QAService(settings, load_encoder(settings))
+    service = QAService(settings, load_encoder(settings))
+    service.answers.warm_up()
+    return service
 
 
 def create_app(settings: Settings | None = None, factory: ServiceFactory = default_factory,

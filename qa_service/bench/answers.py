@@ -46,6 +46,7 @@ from qa_service.answer.pipeline import extractive_composer
 from qa_service.answer.question import question_kind
 from qa_service.eval import metrics
 from qa_service.models import Document, Passage
+from qa_service.reader.data import xquad_split
 from qa_service.settings import Settings
 from qa_service.text import split_sentences
 
@@ -82,7 +83,7 @@ def load_pool_and_items(data: Path) -> tuple[list[Document], list[Item]]:
     english = {qa["id"]: qa["question"] for a in en["data"] for p in a["paragraphs"] for qa in p["qas"]}
     items: list[Item] = []
     for article in ar["data"]:
-        split = "dev" if int(hashlib.sha256(article["title"].encode()).hexdigest(), 16) % 2 == 0 else "test"
+        split = xquad_split(article["title"])
         for para in article["paragraphs"]:
             context = para["context"]
             doc_id = _doc_id("xquad", context)

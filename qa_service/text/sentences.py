@@ -5,7 +5,8 @@ into it, stripped of surrounding whitespace, in order and disjoint, covering eve
 non-whitespace character. Boundaries:
 
 * every line break (titles, bylines and captions stand on their own lines in news);
-* ``! ? ؟ ; ؛ ۔`` (and runs of them, "?!"), except inside URLs;
+* ``! ? ؟ ۔`` (and runs of them, "?!"), except inside URLs. A semicolon (``;`` ``؛``)
+  joins two clauses of one sentence, so it never ends one;
 * an ellipsis ("..", "...", "…") is one boundary, unless what follows continues the
   sentence (a lowercase Latin letter or , ; :). Arabic has no case, so an ellipsis
   before Arabic text is a boundary: in headlines ".." separates clauses;
@@ -13,7 +14,8 @@ non-whitespace character. Boundaries:
   abbreviations, single-letter initials ("J. Smith", Arabic "د. محمد"; Latin initials
   spelled in Arabic inside a name, "جون سي. ميسنجر"), list numbers at
   the start of a segment, or before a lowercase Latin word. Also a "." glued between two
-  Arabic letters ("العراق.وقال"), a common typing slip. "." between digits (2.5,
+  Arabic letters ("العراق.وقال"), a common typing slip, unless a single letter precedes it:
+  Arabic abbreviations are dotted letters ("ق.م" = BC, "ص.ب" = PO box). "." between digits (2.5,
   1.000.000), inside domains and dotted initialisms is never a boundary (no space).
 
 Closing quotes and brackets right after the terminator belong to the sentence.
@@ -32,9 +34,9 @@ __all__ = ["sentence_at", "split_sentences"]
 Span = tuple[int, int]
 
 _LINE_BREAK: Final = r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]"
-SENTENCE_TERMINATORS: Final = ".!?؟;؛۔…‼⁇⁈⁉"
+SENTENCE_TERMINATORS: Final = ".!?؟۔…‼⁇⁈⁉"
 # Terminators that always end a sentence (outside URLs), unlike "." and "…".
-STRONG_TERMINATORS: Final[frozenset[str]] = frozenset("!?؟;؛۔‼⁇⁈⁉")
+STRONG_TERMINATORS: Final[frozenset[str]] = frozenset("!?؟۔‼⁇⁈⁉")
 ELLIPSIS_CHAR: Final = "…"
 MIN_ELLIPSIS_DOTS: Final = 2
 CLOSING_PUNCTUATION: Final = "\"'”’»›)]}"
@@ -179,6 +181,8 @@ def _is_abbreviation(word: str, next_word: str) -> bool:
         return True
     if len(key) == 1 and key.isalpha() and not key.islower():
         return True  # an initial: "J. Smith", "د. محمد"
+    if _DOTTED_INITIALISM_RE.fullmatch(key) and _ARABIC_LETTER_RE.match(key):
+        return next_word not in ARABIC_SENTENCE_STARTERS  # "322 ق.م. وكان ..." ends there
     if lowered in AMBIGUOUS_ABBREVIATIONS or _DOTTED_INITIALISM_RE.fullmatch(key):
         return next_word not in SENTENCE_STARTERS
     return False
@@ -197,8 +201,9 @@ def _is_spelled_initial(text: str, word: str, word_start: int, next_word: str) -
 def _single_dot_ends(text: str, dot: int, after: int, segment_start: int) -> bool:
     """Whether the "." at ``dot`` (its closers end at ``after``) ends a sentence."""
     if after < len(text) and not text[after].isspace():
-        # Glued to what follows: only "عربي.عربي" (missing space) is a boundary.
-        return (dot > 0 and bool(_ARABIC_LETTER_RE.match(text, dot - 1))
+        # Glued to what follows: only "عربي.عربي" (missing space) is a boundary, not "ق.م".
+        return (dot > 1 and bool(_ARABIC_LETTER_RE.match(text, dot - 1))
+                and bool(_ARABIC_LETTER_RE.match(text, dot - 2))
                 and bool(_ARABIC_LETTER_RE.match(text, after)))
     next_word = _word_after(text, after)
     if next_word[:1].islower():

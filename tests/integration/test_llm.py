@@ -187,7 +187,8 @@ def test_history_is_sent_between_the_system_prompt_and_the_question(llm: FakeOpe
 
 def test_service_mode_auto_uses_the_configured_llm(llm: FakeOpenAI, tmp_path: Path) -> None:
     settings = Settings(index_dir=tmp_path / "index", min_answer_score=NEVER_ABSTAIN,
-                        llm_base_url=llm.base_url, llm_model="fake-model", llm_backoff_s=0.01)
+                        min_reader_score=NEVER_ABSTAIN, llm_base_url=llm.base_url, llm_model="fake-model",
+                        llm_backoff_s=0.01)
     service = QAService(settings, FakeEncoder())
     try:
         service.ingest([Document(id="seed", text=SEED.text, source="عربي بوست",

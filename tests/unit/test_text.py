@@ -466,11 +466,27 @@ def test_urls_and_emails_do_not_split() -> None:
     ]
 
 
+def test_semicolons_join_clauses_of_one_sentence() -> None:
+    # A quote cut at «؛» ends mid-sentence (seen on held-out data).
+    assert _sentences("قال إنه سيعود؛ لكنه لم يفعل. ثم غادر.") == ["قال إنه سيعود؛ لكنه لم يفعل.", "ثم غادر."]
+    assert _sentences("He came; she left. Then rain.") == ["He came; she left.", "Then rain."]
+
+
+def test_arabic_dotted_abbreviations_stay_inside_the_sentence() -> None:
+    # «ق.م» (BC) is one abbreviation, not the end of a sentence.
+    assert _sentences("ولد عام 384 ق.م في أثينا، وتوفي عام 322 ق.م. وكان فيلسوفا.") == [
+        "ولد عام 384 ق.م في أثينا، وتوفي عام 322 ق.م.",
+        "وكان فيلسوفا.",
+    ]
+    whole = "بنيت في القرن الثالث ق. م على يد الملك."
+    assert _sentences(whole) == [whole]
+    assert _sentences("العراق.وقال آخرون") == ["العراق.", "وقال آخرون"]
+
+
 def test_arabic_punctuation() -> None:
     assert _sentences("هل انسحبت القوات؟ نعم، انسحبت؛ لكن ببطء۔ انتهى") == [
         "هل انسحبت القوات؟",
-        "نعم، انسحبت؛",
-        "لكن ببطء۔",
+        "نعم، انسحبت؛ لكن ببطء۔",
         "انتهى",
     ]
     assert _sentences("بلغ ٢٫٥ مليون، ثم 2.5 مليون.") == ["بلغ ٢٫٥ مليون، ثم 2.5 مليون."]
