@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", type=Path, default=Path("../shared/data"))
     e.add_argument("--sample", type=Path, default=Path("tests/data/reader-sample.json"),
                    help="the fixed held-out sample the tests re-score (written when missing)")
+    e.add_argument("--out", type=Path, default=None, help="where to write (default: the package's weights)")
     e.set_defaults(func=cmd_model_export_reader)
 
     p = sub.add_parser("eval", help="grade retrieval, answers and citations on a QA dataset")
@@ -309,7 +310,8 @@ def cmd_model_export_reader(args: argparse.Namespace, settings: Settings) -> int
     _need_data(args.data)
     run = run_dir(settings.model_cache, args.run)
     try:
-        manifest = export(run, resolve_default_model(settings), args.data, args.sample)
+        manifest = export(run, resolve_default_model(settings), args.data, args.sample,
+                          **({"dest": args.out} if args.out else {}))
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -295,6 +295,8 @@ def train(
     for position_next, idx, feats in _batches(
         order, position, recipe, lambda i: featurize(tokenizer, examples[i], recipe, rng, negatives)
     ):
+        if step >= total_steps:
+            break
         if threads_file.exists():  # `echo 1 > threads` lends the other core back without a restart
             with contextlib.suppress(ValueError):
                 torch.set_num_threads(max(1, int(threads_file.read_text())))

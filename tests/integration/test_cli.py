@@ -54,3 +54,67 @@ def test_bad_configuration_is_a_message_not_a_traceback(tmp_path: Path) -> None:
                   QA_EMBEDDING_MODEL=str(tmp_path / "no-such-model"))
     assert missing.returncode == 1
     assert "cannot load embedding model" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def _squad(articles: list[tuple[str, str, list[tuple[str, str, str]]]]) -> dict[str, object]:
+    """SQuAD-style JSON: (title, context, [(id, question, answer)]) per article."""
+    return {"version": "1.1", "data": [
+        {"title": title, "paragraphs": [{"context": context, "qas": [
+            {"id": qid, "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
+            for qid, q, a in qas]}]}
+        for title, context, qas in articles]}
+
+
+def _tiny_training_data(root: Path) -> Path:
+    import gzip
+
+    en = [(f"Article_{i}", f"The bridge in town {i} was built in {1900 + i} by {i + 3} workers.",
+           [(f"en{i}a", f"When was the bridge in town {i} built?", str(1900 + i)),
+            (f"en{i}b", f"How many workers built the bridge in town {i}?", str(i + 3))]) for i in range(4)]
+    ar = [(f"مقالة_{i}", f"بني الجسر في المدينة {i} عام {1950 + i} على يد {i + 5} عمال.",
+           [(f"ar{i}", f"متى بني الجسر في المدينة {i}؟", str(1950 + i))]) for i in range(8)]
+    (root / "squad-train-en").mkdir(parents=True)
+    squad = root / "squad-train-en" / "train-v1.1.reconstructed.json.gz"
+    with gzip.open(squad, "wt", encoding="utf-8") as fh:
+        json.dump(_squad(en), fh)
+    (root / "arcd").mkdir()
+    (root / "xquad").mkdir()
+    for name, articles in (("arcd/arcd-train.json", ar[:2]), ("arcd/arcd-test.json", ar[2:4]),
+                           ("xquad/xquad.ar.json", ar[2:])):
+        (root / name).write_text(json.dumps(_squad(articles), ensure_ascii=False), encoding="utf-8")
+    english = [(t, c, [(qid, f"When was bridge {qid} built?", a) for qid, _, a in qas])
+               for t, c, qas in ar[2:]]
+    (root / "xquad" / "xquad.en.json").write_text(json.dumps(_squad(english)), encoding="utf-8")
+    return root
+
+
+def test_train_reader_checkpoints_resumes_and_exports_with_a_manifest(tmp_path: Path) -> None:
+    data = _tiny_training_data(tmp_path / "data")
+    cache = str(tmp_path / "models")
+    first = run(["model", "train-reader", "--run", "tiny", "--data", str(data), "--threads", "1",
+                 "--eval-size", "4"], tmp_path / "index", QA_MODEL_CACHE=cache)
+    assert first.returncode == 0, first.stderr
+    run_dir = tmp_path / "models" / "reader-train" / "tiny"
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] >= 1 and "xquad-ar-dev" in log[-1]["scores"]
+    assert (run_dir / "best.safetensors").exists()
+    assert "F1" in first.stdout and "export-reader --run tiny" in first.stdout
+    again = run(["model", "train-reader", "--run", "tiny", "--data", str(data), "--threads", "1",
+                 "--eval-size", "4"], tmp_path / "index", QA_MODEL_CACHE=cache)
+    assert again.returncode == 0, again.stderr
+    assert len((run_dir / "log.jsonl").read_text().splitlines()) == len(log)  # done: nothing re-trained
+
+    out = tmp_path / "weights"
+    exported = run(["model", "export-reader", "--run", "tiny", "--data", str(data), "--out", str(out),
+                    "--sample", str(tmp_path / "sample.json")], tmp_path / "index", QA_MODEL_CACHE=cache)
+    assert exported.returncode == 0, exported.stderr
+    from qa_service.reader.runtime import verify_weights
+
+    manifest = verify_weights(out).raw
+    assert set(manifest["held_out"]) == {"xquad-ar-test", "xquad-en-test", "arcd-test"}
+    assert manifest["recipe"]["layers"] == 8 and manifest["sample"]["questions"] > 0
+
+
+def test_train_reader_without_the_data_names_the_option(tmp_path: Path) -> None:
+    result = run(["model", "train-reader", "--data", str(tmp_path / "nowhere")], tmp_path / "index")
+    assert result.returncode == 1 and "pass --data" in result.stderr and "Traceback" not in result.stderr

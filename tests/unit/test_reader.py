@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +12,10 @@ import pytest
 from qa_service.answer.base import ComposeInput
 from qa_service.answer.reader import LazyReader, ReaderComposer, holding_sentence
 from qa_service.answer.verify import verify_citations
+from qa_service.errors import ModelUnavailableError
 from qa_service.reader import data as rd
 from qa_service.reader.features import BOS, EOS, Encoded, Window, batch_arrays, best_span, windows
-from qa_service.reader.runtime import Reading, trim
+from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE, Reading, trim, verify_weights
 from tests.answer_fixtures import BBC, SEED, passage
 
 # -- windows and spans -------------------------------------------------------------------------
@@ -206,3 +209,22 @@ def test_answers_are_realigned_when_their_offset_is_off() -> None:
     assert rd._realign(context, "2500", context.index("2500")) == context.index("2500")
     assert rd._realign(context, " 2500 ", 3) == context.index("2500")
     assert rd._realign(context, "غير موجود", 0) == -1
+
+
+# -- shipped weights ---------------------------------------------------------------------------
+
+
+def test_shipped_weights_match_their_manifest_and_a_damaged_copy_is_refused(tmp_path: Path) -> None:
+    manifest = verify_weights()
+    assert manifest.layers >= 1 and manifest.raw["data"]["train"] == [rd.SQUAD_TRAIN, rd.ARCD_TRAIN]
+    assert (WEIGHTS_DIR / WEIGHTS_FILE).stat().st_size <= 50 * 1024 * 1024
+    copy = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    data = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelUnavailableError, match="do not match their manifest"):
+        verify_weights(copy)
+    (copy / WEIGHTS_FILE).unlink()
+    with pytest.raises(ModelUnavailableError, match="missing"):
+        verify_weights(copy)
