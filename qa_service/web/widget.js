@@ -780,8 +780,9 @@
       let last = 0;
       for (const [start, end] of isolatedSpans(text, citations)) {
         this.appendProse(paragraph, turn, text.slice(last, start), byNumber);
+        // A quote is the source's own text: a footnote mark in it ("…1990.[2]") is no citation.
         const isolated = el("bdi");
-        this.appendProse(isolated, turn, text.slice(start, end), byNumber);
+        isolated.append(cleanProse(text.slice(start, end)));
         paragraph.append(isolated);
         last = end;
       }

@@ -73,6 +73,13 @@ def _answer(text: str, citations: list[dict[str, Any]], *, abstained: bool = Fal
             "mode": "extractive", "fallback": False}
 
 
+def footnote_answer() -> dict[str, Any]:
+    """A quote carrying a Wikipedia-style footnote mark that looks like citation [2]."""
+    first, second = "The university was founded in 1990.[2]", "It has 4,000 students."
+    citations = [_citation(1, quote=first), _citation(2, quote=second, title="Campus news")]
+    return _answer(f"1990 — News Example: “{first}” [1] Campus news: “{second}” [2]", citations)
+
+
 def hostile_answer() -> dict[str, Any]:
     citations = [_citation(i + 1, title=HOSTILE_TITLE, url=url, source=HOSTILE_OUTLET, quote=HOSTILE_QUOTE)
                  for i, url in enumerate(HOSTILE_URLS)]
@@ -201,6 +208,8 @@ class TestSite:
                     return
                 if "hostile" in question:
                     answer = hostile_answer()
+                elif "footnote" in question:
+                    answer = footnote_answer()
                 elif "nothing" in question:
                     answer = ABSTAINED
                 else:

@@ -89,6 +89,15 @@ def test_citation_marker_highlights_its_source_and_opens_the_article_on_request(
     assert watched.problems() == []
 
 
+def test_a_footnote_mark_inside_a_quote_is_text_not_a_citation_button(new_page: Any,
+                                                                       scripted: TestSite) -> None:
+    watched = _open_inline(new_page, scripted)
+    answer = wait_done(ask(watched.page, "When was the university founded (footnote)?"))
+    expect(answer.locator(".cite")).to_have_count(2)
+    assert "1990.[2]" in answer.locator(".answer-text").inner_text()
+    assert watched.problems() == []
+
+
 def test_follow_up_sends_history_and_the_conversation_survives_reload(new_page: Any,
                                                                       scripted: TestSite) -> None:
     watched = _open_inline(new_page, scripted)
