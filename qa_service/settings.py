@@ -83,6 +83,9 @@ class Settings:
     reader: bool = False
     min_reader_score: float = 3.0
     min_reader_score_cross_lingual: float = 3.0
+    # Characters the reader reads around the sentence of each passage closest to the question
+    # (stored sentence vectors); 0: the whole passage.
+    reader_window_chars: int = 0
     # The heuristic composer abstains when its best evidence scores below this
     # (retrieval score plus question-term coverage, moved by the question-sentence cosine where
     # sentence vectors exist; calibrated by `qa-service bench answers`).
@@ -108,7 +111,7 @@ class Settings:
         if not 1 <= self.default_top_k <= self.max_top_k:
             raise BadInputError("QA_DEFAULT_TOP_K must lie between 1 and QA_MAX_TOP_K")
         for name in ("max_history_turns", "max_history_chars", "rate_limit_per_s", "writer_wait_s",
-                     "ann_min_vectors"):
+                     "ann_min_vectors", "reader_window_chars"):
             if getattr(self, name) < 0:
                 raise BadInputError(f"QA_{name.upper()} must not be negative")
         if self.rate_limit_burst < 1:

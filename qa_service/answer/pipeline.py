@@ -42,9 +42,10 @@ def reader_composer(settings: Settings, *, abstain: bool = True) -> ReaderCompos
     reader = LazyReader(lambda: Reader(resolve_default_model(settings), settings.model_cache,
                                        threads=settings.torch_threads, bf16=cpu_has_fast_bf16()))
     if not abstain:
-        return ReaderComposer(reader, -math.inf)
+        return ReaderComposer(reader, -math.inf, window_chars=settings.reader_window_chars)
     return ReaderComposer(reader, settings.min_reader_score,
-                          min_score_cross_lingual=settings.min_reader_score_cross_lingual)
+                          min_score_cross_lingual=settings.min_reader_score_cross_lingual,
+                          window_chars=settings.reader_window_chars)
 
 
 def extractive_composer(settings: Settings, *, abstain: bool = True) -> ExtractiveComposer:

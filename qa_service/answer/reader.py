@@ -74,9 +74,17 @@ class ReaderComposer:
     name = "reader"
 
     def __init__(
-        self, reader: SpanReading, min_score: float, *, min_score_cross_lingual: float | None = None
+        self,
+        reader: SpanReading,
+        min_score: float,
+        *,
+        min_score_cross_lingual: float | None = None,
+        window_chars: int = 0,
     ) -> None:
+        """``window_chars`` > 0: read, in each passage, the sentence closest to the question (by its
+        stored vector) and its neighbours up to that many characters, not the whole passage."""
         self.reader = reader
+        self.window_chars = window_chars
         self.min_score = min_score
         self.min_score_cross_lingual = (
             min_score if min_score_cross_lingual is None else min_score_cross_lingual
@@ -88,7 +96,7 @@ class ReaderComposer:
 
     def compose(self, request: ComposeInput) -> Composition:
         question = analyse(request.question, request.question_lang)
-        ranked = self.candidates(request.question, request.passages, quantity=question.kind is Kind.QUANTITY)
+        ranked = self.candidates(request, quantity=question.kind is Kind.QUANTITY)
         if not ranked:
             return abstention(question.lang, confidence=None)
         best = ranked[0]
@@ -104,33 +112,56 @@ class ReaderComposer:
         composition.confidence = best.score
         return composition
 
-    def candidates(
-        self, question: str, passages: Sequence[Passage], *, quantity: bool = False
-    ) -> list[Evidence]:
+    def candidates(self, request: ComposeInput, *, quantity: bool = False) -> list[Evidence]:
         """Each read passage's best span as evidence (its sentence quoted), best first."""
-        considered = list(passages[:PASSAGES_READ])
-        readings = self.reader.read(question, [p.text for p in considered])
+        considered = list(request.passages[:PASSAGES_READ])
+        spans = self.windows(request, considered)
+        readings = self.reader.read(
+            request.question, [p.text[s:e] for p, (s, e) in zip(considered, spans, strict=True)]
+        )
         out: list[Evidence] = []
         for reading in readings:
             p = considered[reading.context]
-            start, end = holding_sentence(p.text, reading.start, reading.end)
+            offset = spans[reading.context][0]
+            span_start, span_end = reading.start + offset, reading.end + offset
+            start, end = holding_sentence(p.text, span_start, span_end)
             if addresses_a_model(p.text[start:end]):  # instructions to an AI are never evidence
                 continue
-            short = p.text[reading.start : reading.end]
+            short = p.text[span_start:span_end]
             score = round(reading.score + RETRIEVAL_WEIGHT * p.score, 6)
+            value = figure_value(short) if quantity else None
             out.append(
-                Evidence(
-                    p,
-                    reading.context,
-                    start,
-                    end,
-                    score,
-                    short,
-                    figure_value(short) if quantity else None,
-                    span=(reading.start, reading.end),
-                )
+                Evidence(p, reading.context, start, end, score, short, value, span=(span_start, span_end))
             )
         out.sort(key=lambda ev: (-ev.score, ev.rank))
+        return out
+
+    def windows(self, request: ComposeInput, passages: Sequence[Passage]) -> list[tuple[int, int]]:
+        """What the reader reads of each passage: the whole text, or (``window_chars``) the sentence
+        the question is closest to, grown by its neighbours (next first) up to ``window_chars``."""
+        whole = [(0, len(p.text)) for p in passages]
+        if self.window_chars <= 0 or request.query_vector is None or request.sentence_vectors is None:
+            return whole
+        stored = request.sentence_vectors([p.chunk_id for p in passages])
+        out = []
+        for p, full in zip(passages, whole, strict=True):
+            sentences = split_sentences(p.text)
+            found = stored.get(p.chunk_id)
+            cosines = found.cosines(request.query_vector, sentences) if found is not None else None
+            if not cosines or len(p.text) <= self.window_chars:
+                out.append(full)
+                continue
+            best = max(range(len(sentences)), key=lambda i: cosines[sentences[i]])
+            lo = hi = best
+            for step in range(2 * len(sentences)):
+                grow = hi + 1 if step % 2 == 0 else lo - 1
+                if not 0 <= grow < len(sentences):
+                    continue
+                first, last = min(lo, grow), max(hi, grow)
+                if sentences[last][1] - sentences[first][0] > self.window_chars:
+                    break
+                lo, hi = first, last
+            out.append((sentences[lo][0], sentences[hi][1]))
         return out
 
 

@@ -228,3 +228,34 @@ def test_shipped_weights_match_their_manifest_and_a_damaged_copy_is_refused(tmp_
     (copy / WEIGHTS_FILE).unlink()
     with pytest.raises(ModelUnavailableError, match="missing"):
         verify_weights(copy)
+
+
+def test_the_reader_reads_a_window_around_the_sentence_closest_to_the_question() -> None:
+    from qa_service.store.sentence_vectors import SentenceVectors
+    from qa_service.text import split_sentences
+
+    answer = "وتنشر الولايات المتحدة 2500 عسكري في العراق. "
+    text = "الجملة الأولى عن الطقس. " * 6 + answer + "جملة أخيرة. " * 6
+    long = passage("long", text, 0.8)
+    spans = split_sentences(text)
+    target = next(i for i, (s, e) in enumerate(spans) if "2500" in text[s:e])
+    vectors = np.zeros((len(spans), 4), dtype=np.float32)
+    vectors[:, 1] = 1.0
+    vectors[target] = [1.0, 0, 0, 0]
+    lookup = {"long-c": SentenceVectors(tuple(spans), vectors)}
+    reader = ScriptedReader({"2500": 5.0})
+    seen: list[str] = []
+    real_read = reader.read
+    reader.read = lambda q, contexts: seen.extend(contexts) or real_read(q, contexts)  # type: ignore[method-assign]
+    composer = ReaderComposer(reader, 0.0, window_chars=120)
+    request = ComposeInput("How many US troops are in Iraq?", "en", [long],
+                           query_vector=np.array([1.0, 0, 0, 0], dtype=np.float32),
+                           sentence_vectors=lambda ids: {i: lookup[i] for i in ids if i in lookup})
+    c = composer.compose(request)
+    assert len(seen[0]) <= 120 and "2500" in seen[0] and seen[0] in text
+    assert c.short_answer == "2500" and "2500" in c.citations[0].quote
+    verify_citations(c.answer, c.citations, request.passages)
+    # Without stored vectors the whole passage is read.
+    seen.clear()
+    ReaderComposer(reader, 0.0, window_chars=120).compose(ComposeInput("How many?", "en", [long]))
+    assert seen == [text]
