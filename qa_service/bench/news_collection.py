@@ -61,10 +61,8 @@ def spread(count: int, total: int) -> list[int]:
     return [i * total // count for i in range(count)]
 
 
-def _article_record(raw: Any, where: str) -> dict[str, Any]:
+def _article_record(raw: dict[str, Any], where: str) -> dict[str, Any]:
     """An ``ant-news-ar`` line as an ingestible document (validated, text unchanged)."""
-    if not isinstance(raw, dict):
-        raise BadInputError(f"{where}: not a JSON object")
     record: dict[str, Any] = {name: raw.get(name) for name in DOCUMENT_FIELDS if raw.get(name)}
     record["lang"] = "ar"
     metadata = {name: raw[name] for name in METADATA_FIELDS if raw.get(name)}
@@ -78,15 +76,23 @@ def _article_record(raw: Any, where: str) -> dict[str, Any]:
 
 
 def _news_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.strip():
-                where = f"{path}:{lineno}"
-                try:
-                    raw = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BadInputError(f"{where}: invalid JSON: {exc.msg}") from None
-                yield where, raw
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if line.strip():
+                    yield _news_line(line, f"{path}:{lineno}")
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot read: {exc}") from None
+
+
+def _news_line(line: str, where: str) -> tuple[str, dict[str, Any]]:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{where}: invalid JSON: {exc.msg}") from None
+    if not isinstance(raw, dict):
+        raise BadInputError(f"{where}: not a JSON object")
+    return where, raw
 
 
 def _seed_records(seed: Path) -> list[dict[str, Any]]:
@@ -94,9 +100,9 @@ def _seed_records(seed: Path) -> list[dict[str, Any]]:
     for lineno, line in enumerate(seed.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
             raw = json.loads(line)
-            document_from_mapping(raw, extra_to_metadata=False)
-            if not isinstance(raw, dict):  # document_from_mapping has checked it; for the type checker
+            if not isinstance(raw, dict):
                 raise BadInputError(f"{seed}:{lineno}: not a JSON object")
+            document_from_mapping(raw, extra_to_metadata=False)
             records.append(raw)
     return records
 
@@ -145,7 +151,8 @@ def write_collection(out: Path, news: Path, *, seed: Path = SEED_FILE,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qa_service.bench.news_collection", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="the JSONL file to write (e.g. artifacts/news-collection.jsonl)")
+    parser.add_argument("out", type=Path,
+                        help="the JSONL file to write (e.g. artifacts/news-collection.jsonl)")
     parser.add_argument("--data", type=Path, default=SHARED_DATA,
                         help=f"folder holding {NEWS_FILE} (default: {SHARED_DATA})")
     parser.add_argument("--distractors", type=int, default=DISTRACTORS,
