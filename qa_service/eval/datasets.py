@@ -21,7 +21,10 @@ Formats:
   Arabic XQuAD): the English→Arabic cross-lingual test.
 * JSONL written by hand, one object a line:
   ``{"question", "answers": [...], "evidence"?: "substring a citation must contain",
-  "abstain"?: true, "id"?, "document_ids"?: [...]}``.
+  "abstain"?: true, "id"?, "document_ids"?: [...]}``. Annotations for people and other
+  tools (``lang``, ``kind``, ``note``, ``earlier``: the older figures of an answer that
+  changed over time) are accepted and not read; any other field is an error (a typo such as
+  ``answer`` must not silently drop the gold answers).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from qa_service.models import Document
 SQUAD_SUFFIXES: Final = (".json", ".json.gz")
 JSONL_SUFFIXES: Final = (".jsonl", ".jsonl.gz", ".ndjson")
 JSONL_FIELDS: Final = frozenset({"id", "question", "answers", "evidence", "abstain", "document_ids"})
+# Accepted on a JSONL line and ignored by the evaluation (see tests/data/news-qa/README.md).
+JSONL_ANNOTATIONS: Final = frozenset({"lang", "kind", "note", "earlier"})
 REPEATED_TITLE_MARK: Final = "~"
 SQUAD_SHAPE: Final = ('{"data": [{"title", "paragraphs": '
                       '[{"context", "qas": [{"id", "question", "answers"}]}]}]}')
@@ -288,10 +293,11 @@ def jsonl_item(raw: Any, where: str, default_id: str) -> EvalItem:
     """Validate one hand-written question line."""
     if not isinstance(raw, dict):
         raise BadInputError(f"{where}: each line must be a JSON object with 'question' and 'answers'")
-    unknown = sorted(set(raw) - JSONL_FIELDS)
+    unknown = sorted(set(raw) - JSONL_FIELDS - JSONL_ANNOTATIONS)
     if unknown:
         raise BadInputError(f"{where}: unknown field(s) {', '.join(unknown)}; "
-                            f"allowed: {', '.join(sorted(JSONL_FIELDS))}")
+                            f"allowed: {', '.join(sorted(JSONL_FIELDS))} "
+                            f"(and the annotations {', '.join(sorted(JSONL_ANNOTATIONS))}, not read)")
     question = raw.get("question")
     if not isinstance(question, str) or not question.strip():
         raise BadInputError(f"{where}: 'question' is required and must be a non-empty string")
