@@ -60,6 +60,10 @@ _PATTERNS: Final[tuple[tuple[Kind, re.Pattern[str]], ...]] = (
         r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall)\b|^(هل|اهل)( |$)")),
 )
 
+# A question about the past ("how many were", "كم كان") wants the evidence of then, not the newest.
+_PAST_RE: Final = re.compile(
+    r"\b(was|were|did|had|used to|ago|former|formerly|previously|originally|first)\b|"
+    r"(^| )(كان|كانت|كانوا|سابقا|السابق|السابقه|الماضي|الماضيه|اول)( |$)")
 _PERCENT_RE: Final = re.compile(r"percent|proportion|(^| )(ما |كم )?(نسبه|النسبه)( |$)|%")
 _YEAR_RE: Final = re.compile(r"(?<![0-9])(1[0-9]{3}|20[0-9]{2})(?![0-9])")
 
@@ -75,6 +79,7 @@ class Question:
     years: frozenset[int]  # years the question names ("in 2018")
     numbers: frozenset[float] = frozenset()  # every number the question names (never its answer)
     wants_percent: bool = False  # "what percentage", "ما نسبة"
+    past: bool = False  # asks about an earlier time ("was", "كان"): the newest evidence is not preferred
 
 
 def question_kind(text: str) -> Kind:
@@ -115,4 +120,5 @@ def analyse(text: str, lang: str) -> Question:
     return Question(text=text, lang=answer_lang, kind=question_kind(text),
                     terms=frozenset(stemmed_terms(text)), years=frozenset(years_in(text)),
                     numbers=frozenset(v for v, _, _ in extract_numbers(text)),
-                    wants_percent=_PERCENT_RE.search(normalize(text)) is not None)
+                    wants_percent=_PERCENT_RE.search(normalize(text)) is not None,
+                    past=_PAST_RE.search(normalize(text)) is not None)

@@ -17,20 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from qa_service.answer.base import ComposeInput, Composition
-from qa_service.answer.extractive import (
-    Evidence,
-    abstention,
-    corroboration,
-    disagreement,
-    render,
-    render_as_of,
-)
+from qa_service.answer.extractive import Evidence, abstention, corroboration, render, render_as_of
 from qa_service.answer.injection import addresses_a_model
-from qa_service.answer.question import Kind, analyse
+from qa_service.answer.question import Kind, Question, analyse, years_in
 from qa_service.answer.short import figure_value
 from qa_service.models import Passage
 from qa_service.reader.runtime import Reading
-from qa_service.text import split_sentences
+from qa_service.text import normalize, split_sentences
 
 # Passages read per question (one batch): the gold passage is in the top 5 for 0.97 of Arabic
 # and 0.93 of English XQuAD questions (bench retrieval).
@@ -38,6 +31,8 @@ PASSAGES_READ: Final = 5
 # Weight of the passage's retrieval score (cosine-like, 0.7-0.9) next to the reader's span score
 # (logit differences spread over about -10..10). Tuned on the XQuAD dev split (bench answers).
 RETRIEVAL_WEIGHT: Final = 4.0
+# Added to a candidate whose sentence or article is from a year the question names.
+TIME_MATCH_BONUS: Final = 1.0
 # Candidates this close to the best count as its contenders for "as of" and corroboration.
 CONTENDER_MARGIN: Final = 1.5
 
@@ -96,7 +91,7 @@ class ReaderComposer:
 
     def compose(self, request: ComposeInput) -> Composition:
         question = analyse(request.question, request.question_lang)
-        ranked = self.candidates(request, quantity=question.kind is Kind.QUANTITY)
+        ranked = self.candidates(request, question)
         if not ranked:
             return abstention(question.lang, confidence=None)
         best = ranked[0]
@@ -104,7 +99,7 @@ class ReaderComposer:
         threshold = self.min_score_cross_lingual if cross_lingual else self.min_score
         if best.score < threshold:
             return abstention(question.lang, confidence=best.score)
-        newer, older = disagreement(question, ranked, CONTENDER_MARGIN)
+        newer, older = as_of(question, ranked)
         if newer is not None and older is not None:
             composition = render_as_of(question.lang, newer, older)
         else:
@@ -112,7 +107,7 @@ class ReaderComposer:
         composition.confidence = best.score
         return composition
 
-    def candidates(self, request: ComposeInput, *, quantity: bool = False) -> list[Evidence]:
+    def candidates(self, request: ComposeInput, question: Question) -> list[Evidence]:
         """Each read passage's best span as evidence (its sentence quoted), best first."""
         considered = list(request.passages[:PASSAGES_READ])
         spans = self.windows(request, considered)
@@ -128,8 +123,11 @@ class ReaderComposer:
             if addresses_a_model(p.text[start:end]):  # instructions to an AI are never evidence
                 continue
             short = p.text[span_start:span_end]
-            score = round(reading.score + RETRIEVAL_WEIGHT * p.score, 6)
-            value = figure_value(short) if quantity else None
+            score = reading.score + RETRIEVAL_WEIGHT * p.score
+            if question.years & (years_in(p.text[start:end]) | years_in((p.published_at or "")[:4])):
+                score += TIME_MATCH_BONUS  # "in 2018": evidence from then
+            score = round(score, 6)
+            value = figure_value(short) if question.kind is Kind.QUANTITY else None
             out.append(
                 Evidence(p, reading.context, start, end, score, short, value, span=(span_start, span_end))
             )
@@ -163,6 +161,37 @@ class ReaderComposer:
                 lo, hi = first, last
             out.append((sentences[lo][0], sentences[hi][1]))
         return out
+
+
+def as_of(question: Question, ranked: list[Evidence]) -> tuple[Evidence | None, Evidence | None]:
+    """(newest, older) when close candidates from articles of different dates give different answers.
+
+    News changes: a question about the present ("how many are", "who is", «كم عدد») is answered
+    by the newest of the close candidates, and an older, conflicting one is cited as earlier. A
+    question naming a year, or asking about the past ("was", «كان»), keeps the best evidence.
+    """
+    if question.years or question.past:
+        return None, None
+    best = ranked[0]
+    close = [ev for ev in ranked if ev.score >= best.score - CONTENDER_MARGIN and ev.day and ev.short]
+    if best not in close:
+        return None, None
+    newest = max(close, key=lambda ev: (ev.day, ev.score))
+    for ev in close:  # best-scored first
+        if (
+            ev.day < newest.day
+            and ev.passage.document_id != newest.passage.document_id
+            and not same_answer(ev, newest)
+        ):
+            return newest, ev
+    return None, None
+
+
+def same_answer(a: Evidence, b: Evidence) -> bool:
+    """Two short answers say the same: equal figures (٢٥٠٠ = 2,500), or equal after normalisation."""
+    if a.value is not None and b.value is not None:
+        return a.value == b.value
+    return normalize(a.short or "").strip(" .،,") == normalize(b.short or "").strip(" .،,")
 
 
 def holding_sentence(text: str, start: int, end: int) -> tuple[int, int]:

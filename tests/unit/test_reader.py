@@ -259,3 +259,33 @@ def test_the_reader_reads_a_window_around_the_sentence_closest_to_the_question()
     seen.clear()
     ReaderComposer(reader, 0.0, window_chars=120).compose(ComposeInput("How many?", "en", [long]))
     assert seen == [text]
+
+
+OLD_PM = passage("pm-march", "وقال رئيس الوزراء حيدر العبادي إن الحكومة ستعمل على إعادة الإعمار.", 0.84,
+                 source="BBC", published_at="2018-03-01T10:00:00+00:00")
+NEW_PM = passage("pm-october", "وكلف رئيس الجمهورية عادل عبد المهدي بتشكيل الحكومة الجديدة.", 0.82,
+                 source="CNN", published_at="2018-10-03T10:00:00+00:00")
+
+
+def test_a_present_tense_question_gets_the_newest_answer_and_the_older_one_as_earlier() -> None:
+    composer = ReaderComposer(ScriptedReader({"حيدر العبادي": 5.5, "عادل عبد المهدي": 5.0}), 0.0)
+    request = ComposeInput("Who is the prime minister of Iraq?", "en", [OLD_PM, NEW_PM])
+    c = composer.compose(request)
+    assert c.short_answer == "عادل عبد المهدي" and c.answer.startswith("As of 3 October 2018")
+    assert [x.document_id for x in c.citations] == ["pm-october", "pm-march"]
+    verify_citations(c.answer, c.citations, request.passages)
+
+
+def test_a_question_about_the_past_keeps_the_best_evidence() -> None:
+    composer = ReaderComposer(ScriptedReader({"حيدر العبادي": 5.5, "عادل عبد المهدي": 5.0}), 0.0)
+    for question in ("Who was the prime minister of Iraq?", "من كان رئيس الوزراء؟"):
+        c = composer.compose(ComposeInput(question, "en", [OLD_PM, NEW_PM]))
+        assert c.short_answer == "حيدر العبادي" and len(c.citations) == 1
+
+
+def test_the_same_figure_on_two_dates_is_no_disagreement() -> None:
+    again = passage("again", "وقال مسؤول إن ٢٥٠٠ عسكري أمريكي ما زالوا في العراق.", 0.85,
+                    published_at="2023-06-01T00:00:00+00:00")
+    composer = ReaderComposer(ScriptedReader({"2500": 5.0, "٢٥٠٠": 5.1}), 0.0)
+    c = composer.compose(ComposeInput("How many US troops are in Iraq?", "en", [again, SEED]))
+    assert "As of" not in c.answer and "earlier" not in c.answer
