@@ -252,6 +252,7 @@ class QuestionRecord:
     abstained: bool | None = None
     retrieved_document_ids: list[str] = field(default_factory=list)
     gold_rank: int | None = None  # 1-based rank of the first passage of a gold document
+    evidence_rank: int | None = None  # 1-based rank of the first passage holding a citation target
     citations: list[CitationVerdict] = field(default_factory=list)
     exact_match: bool | None = None
     f1: float | None = None
@@ -259,6 +260,7 @@ class QuestionRecord:
     supported: bool | None = None  # some citation holds a target
     latency_ms: float | None = None
     server_ms: float | None = None
+    compose_ms: float | None = None  # the composer's (reader's) own time, as the service reports it
 
     @property
     def answerable(self) -> bool:
@@ -306,9 +308,13 @@ def grade(item: EvalItem, answer: Answer, latency_ms: float, texts: Mapping[str,
     record.abstained = answer.abstained
     record.latency_ms = round(latency_ms, 2)
     record.server_ms = answer.timings_ms.total
+    record.compose_ms = answer.timings_ms.compose
     record.retrieved_document_ids = [p.document_id for p in answer.passages]
     if item.gold_document_ids:
         record.gold_rank = retrieval_rank(record.retrieved_document_ids, item.gold_document_ids)
+    if record.answerable:
+        record.evidence_rank = next((rank for rank, p in enumerate(answer.passages, start=1)
+                                     if contains_answer(p.text, targets)), None)
     for c in answer.citations:
         reason = (unreadable or {}).get(c.document_id)
         text = texts.get(c.document_id)
@@ -371,6 +377,10 @@ def summarize(records: Sequence[QuestionRecord], ks: Sequence[int]) -> dict[str,
         summary[f"recall@{k}"] = _ratio(
             sum(1 for r in retrieval if r.gold_rank is not None and r.gold_rank <= k), len(retrieval))
     summary["mrr"] = _mean([1.0 / r.gold_rank if r.gold_rank else 0.0 for r in retrieval])
+    # The passage that holds the answering sentence (or a gold answer), whatever its document.
+    for k in ks:
+        summary[f"evidence_recall@{k}"] = _ratio(
+            sum(1 for r in cited if r.evidence_rank is not None and r.evidence_rank <= k), len(cited))
     summary["em"] = _mean([float(bool(r.exact_match)) for r in qa])
     summary["f1"] = _mean([r.f1 or 0.0 for r in qa])
     summary["short_answer_rate"] = _ratio(
@@ -384,9 +394,12 @@ def summarize(records: Sequence[QuestionRecord], ks: Sequence[int]) -> dict[str,
     summary["abstain_precision"] = (
         _ratio(sum(1 for r in abstained if r.expect_abstain), len(abstained)) if unanswerable else None)
     summary["abstain_recall"] = _ratio(sum(1 for r in unanswerable if r.abstained), len(unanswerable))
+    composing = [r.compose_ms for r in graded if r.compose_ms is not None]
     for q in LATENCY_PERCENTILES:
         summary[f"latency_p{q}_ms"] = (
             round(float(np.percentile(latencies, q)), 1) if latencies else None)
+        summary[f"compose_p{q}_ms"] = (
+            round(float(np.percentile(composing, q)), 1) if composing else None)
     return summary
 
 

@@ -41,14 +41,18 @@ LABELS: Final = {
     "citation_validity": "citation validity", "abstain_rate": "abstained",
     "abstain_precision": "abstention precision", "abstain_recall": "abstention recall",
     **{k: f"latency p{q}" for k, q in zip(LATENCY_KEYS, LATENCY_PERCENTILES, strict=True)},
+    **{f"evidence_recall@{k}": f"answer-bearing passage in top {k}" for k in HEADLINE_RECALL_KS},
+    "compose_p50_ms": "reader / composer p50", "compose_p95_ms": "reader / composer p95",
 }
 
 
 def headline_keys(top_k: int) -> list[str]:
     """The metrics of the headline table, in order."""
     recalls = [f"recall@{k}" for k in HEADLINE_RECALL_KS if k <= top_k]
-    return [*recalls, "mrr", "em", "f1", "short_answer_rate", "cited_accuracy", "citation_support",
-            "citation_validity", "abstain_rate", "abstain_precision", "abstain_recall", *LATENCY_KEYS]
+    evidence = [f"evidence_recall@{k}" for k in HEADLINE_RECALL_KS if k <= top_k]
+    return [*recalls, "mrr", *evidence, "em", "f1", "short_answer_rate", "cited_accuracy", "citation_support",
+            "citation_validity", "abstain_rate", "abstain_precision", "abstain_recall", *LATENCY_KEYS,
+            "compose_p50_ms", "compose_p95_ms"]
 
 
 def label(key: str) -> str:

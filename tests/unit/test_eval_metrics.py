@@ -239,3 +239,15 @@ def test_breakdown_groups_by_key_in_the_given_order() -> None:
     groups = breakdown(records, lambda r: r.language, [1], order=("ar", "en"))
     assert list(groups) == ["ar", "en"]
     assert groups["ar"]["questions"] == 2 and groups["en"]["recall@1"] == 1.0
+
+
+def test_the_answer_bearing_passage_is_ranked_and_the_composer_timed() -> None:
+    passages = [Passage(chunk_id=f"p{i}", document_id=f"d{i}", text=text, start=0, end=len(text), score=0.9)
+                for i, text in enumerate(["لا شيء هنا", DOC[SENTENCE_START:], "ولا هنا"])]
+    answer = Answer(answer="…", short_answer="2500", answer_language="ar", abstained=False, citations=[],
+                    timings_ms=Timings(total=30.0, compose=21.5), passages=passages)
+    record = grade(ITEM, answer, 40.0, {})
+    assert record.evidence_rank == 2 and record.compose_ms == 21.5
+    summary = summarize([record], ks=(1, 5))
+    assert summary["evidence_recall@1"] == 0.0 and summary["evidence_recall@5"] == 1.0
+    assert summary["compose_p50_ms"] == 21.5
