@@ -218,9 +218,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from qa_service.api.app import create_app, default_factory
+    from qa_service.api.server import serve
 
     if args.host:
         settings = settings.replace(host=args.host)
@@ -230,7 +229,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, factory)
     print(f"serving on http://{settings.host}:{settings.port} (index: {settings.index_dir})",
           file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    serve(app, settings)
     return EXIT_OK
 
 

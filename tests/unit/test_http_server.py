@@ -1,0 +1,41 @@
+"""The app under uvicorn on loopback, configured as `qa-service serve` runs it (fake encoder)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from qa_service.api.app import create_app
+from qa_service.service import QAService
+from qa_service.settings import Settings
+from tests.fakes import FakeEncoder
+from tests.served import serve_in_thread
+
+BURST = 3
+
+
+def _serve(settings: Settings) -> Iterator[str]:
+    app = create_app(settings, lambda s: QAService(s, FakeEncoder()), wait_ready=True)
+    with serve_in_thread(app) as url:
+        yield url
+
+
+@pytest.fixture
+def limited(settings: Settings) -> Iterator[str]:
+    """Keys, a tight rate limit and no trusted proxy."""
+    yield from _serve(settings.replace(api_keys=("k1",), rate_limit_per_s=0.01, rate_limit_burst=BURST))
+
+
+def test_x_forwarded_for_does_not_dodge_the_rate_limit_without_a_trusted_proxy(limited: str) -> None:
+    with httpx.Client(base_url=limited, timeout=30) as client:
+        searches = [client.get("/v1/search", params={"q": "Iraq", "k": 1},
+                               headers={"x-forwarded-for": f"203.0.113.{i}"}).status_code
+                    for i in range(BURST + 3)]
+        guesses = [client.post("/v1/documents", json={"text": "x"},
+                               headers={"x-forwarded-for": f"198.51.100.{i}",
+                                        "authorization": f"Bearer guess-{i}"}).status_code
+                   for i in range(3)]
+    assert searches[:BURST] == [200] * BURST and set(searches[BURST:]) == {429}, searches
+    assert guesses == [429] * 3, guesses  # key guesses share the peer's bucket
