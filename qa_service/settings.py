@@ -75,6 +75,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()  # IPs/CIDRs whose X-Forwarded-For is believed
     rate_limit_per_s: float = 10.0  # requests per second per client on /v1; 0 = no limit
     rate_limit_burst: int = 20  # requests a client may send at once before the rate applies
+    # Loopback clients (a local script, the demo in a local browser) are not rate limited
+    # unless this is set; a reverse proxy's clients are still limited by their own address.
+    rate_limit_loopback: bool = False
     # Index lifecycle: how long a write waits for another writer before answering 409.
     writer_wait_s: float = 10.0
     # Answering: the trained span reader answers (off: the heuristic sentence scorer below). It

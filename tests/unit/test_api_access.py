@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from qa_service.api.access import ClientAddresses, KeyRing, RateLimiter, bearer_token
+from qa_service.api.access import ClientAddresses, KeyRing, RateLimiter, bearer_token, is_loopback
 from qa_service.api.app import create_app
 from qa_service.errors import BadInputError
 from qa_service.service import QAService
@@ -31,6 +31,14 @@ def test_client_address_believes_only_trusted_proxies(peer: str | None, forwarde
                                                       client: str) -> None:
     addresses = ClientAddresses(["10.0.0.0/8", "::1"])
     assert addresses.resolve(peer, forwarded) == client
+
+
+@pytest.mark.parametrize(("address", "loopback"), [
+    ("127.0.0.1", True), ("127.8.0.2", True), ("::1", True), ("::ffff:127.0.0.1", True),
+    ("10.0.0.1", False), ("2001:db8::1", False), ("unknown", False), ("", False),
+])
+def test_loopback_addresses(address: str, loopback: bool) -> None:
+    assert is_loopback(address) is loopback
 
 
 def test_rate_limiter_allows_a_burst_then_the_rate() -> None:

@@ -24,8 +24,9 @@ def _serve(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def limited(settings: Settings) -> Iterator[str]:
-    """Keys, a tight rate limit and no trusted proxy."""
-    yield from _serve(settings.replace(api_keys=("k1",), rate_limit_per_s=0.01, rate_limit_burst=BURST))
+    """Keys, a tight rate limit that applies on loopback too, and no trusted proxy."""
+    yield from _serve(settings.replace(api_keys=("k1",), rate_limit_per_s=0.01, rate_limit_burst=BURST,
+                                       rate_limit_loopback=True))
 
 
 def test_x_forwarded_for_does_not_dodge_the_rate_limit_without_a_trusted_proxy(limited: str) -> None:
@@ -39,3 +40,19 @@ def test_x_forwarded_for_does_not_dodge_the_rate_limit_without_a_trusted_proxy(l
                    for i in range(3)]
     assert searches[:BURST] == [200] * BURST and set(searches[BURST:]) == {429}, searches
     assert guesses == [429] * 3, guesses  # key guesses share the peer's bucket
+
+
+def test_loopback_clients_are_not_rate_limited_by_default(settings: Settings) -> None:
+    for url in _serve(settings.replace(rate_limit_per_s=0.01, rate_limit_burst=BURST)):
+        with httpx.Client(base_url=url, timeout=30) as client:
+            statuses = {client.get("/v1/search", params={"q": "Iraq"}).status_code
+                        for _ in range(BURST + 5)}
+        assert statuses == {200}
+
+
+def test_clients_of_a_proxy_on_loopback_are_rate_limited(settings: Settings) -> None:
+    proxied = settings.replace(trusted_proxies=("127.0.0.1",), rate_limit_per_s=0.01, rate_limit_burst=2)
+    for url in _serve(proxied):
+        with httpx.Client(base_url=url, timeout=30, headers={"x-forwarded-for": "203.0.113.9"}) as client:
+            statuses = [client.get("/v1/search", params={"q": "Iraq"}).status_code for _ in range(4)]
+        assert statuses == [200, 200, 429, 429]
