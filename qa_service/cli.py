@@ -218,6 +218,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_service.api.access import open_writes_warning
     from qa_service.api.app import create_app, default_factory
     from qa_service.api.server import serve
 
@@ -229,6 +230,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, factory)
     print(f"serving on http://{settings.host}:{settings.port} (index: {settings.index_dir})",
           file=sys.stderr)
+    if (warning := open_writes_warning(settings)) is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     serve(app, settings)
     return EXIT_OK
 

@@ -6,6 +6,7 @@
     ├── UnauthorizedError        401  missing or wrong API key
     ├── NotFoundError            404  unknown document id
     ├── PayloadTooLargeError     413  body, batch or field above a configured limit
+    ├── UnsupportedMediaTypeError 415 a body that is not JSON (or NDJSON where accepted)
     ├── RateLimitedError         429  per-client rate limit reached
     ├── WriterBusyError          409  another process holds the index writer lock
     ├── NotReadyError            503  model or index still loading
@@ -62,6 +63,12 @@ class PayloadTooLargeError(QAError):
     status_code = 413
     title = "Payload too large"
     slug = "too-large"
+
+
+class UnsupportedMediaTypeError(QAError):
+    status_code = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"
 
 
 class RateLimitedError(QAError):

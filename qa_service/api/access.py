@@ -121,6 +121,15 @@ def is_loopback(address: str) -> bool:
     return ip.is_loopback
 
 
+def open_writes_warning(settings: Settings) -> str | None:
+    """A start-up warning when anyone who can reach a non-loopback bind may write, else None."""
+    if settings.api_keys or settings.host == "localhost" or is_loopback(settings.host):
+        return None
+    return (f"writes are open: the server listens on {settings.host} without QA_API_KEYS, so "
+            "anyone who can reach it may add, replace or delete documents; set QA_API_KEYS "
+            "(or bind to 127.0.0.1)")
+
+
 class RateLimiter:
     """Token buckets per client: ``rate`` requests per second, bursts of ``burst``."""
 

@@ -21,7 +21,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from qa_service.api import access, metrics
+from qa_service.api import access, limits, metrics
 from qa_service.api.openapi import ASK_RESPONSES, DocumentsUpload, SSEAnswer
 from qa_service.api.problems import EXCEPTION_HANDLERS, problem_responses
 from qa_service.api.web import WEB_ROUTES
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         cors_config=cors,
-        guards=[access.access_guard],
+        guards=[access.access_guard, limits.body_type_guard],
         middleware=[metrics.MetricsMiddleware(app_metrics)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -161,7 +161,8 @@ ASK_SUMMARY = "Answer a question with citations (JSON, or SSE with Accept: text/
 
 
 @post("/v1/ask", sync_to_thread=True, status_code=200, summary=ASK_SUMMARY,
-      opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED, responses=ASK_RESPONSES,
+      opt={access.ACCESS_OPT: access.READ, limits.BODY_OPT: limits.JSON},
+      security=KEY_WHEN_CONFIGURED, responses=ASK_RESPONSES,
       operation_class=SSEAnswer)
 def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService],
         request: Request[Any, Any, Any]) -> Response[Any]:
@@ -230,9 +231,9 @@ def search(
 
 @post("/v1/documents", status_code=201,
       summary="Add or replace documents: one object, a list, or application/x-ndjson",
-      opt={access.ACCESS_OPT: access.WRITE}, security=KEY_WHEN_CONFIGURED,
-      operation_class=DocumentsUpload,
-      responses=problem_responses(400, 401, 409, 413, *V1_PROBLEMS, 507))
+      opt={access.ACCESS_OPT: access.WRITE, limits.BODY_OPT: limits.JSON_OR_NDJSON},
+      security=KEY_WHEN_CONFIGURED, operation_class=DocumentsUpload,
+      responses=problem_responses(400, 401, 409, 413, 415, *V1_PROBLEMS, 507))
 async def add_documents(service: NamedDependency[QAService],
                         request: Request[Any, Any, Any]) -> IngestResponse:
     settings: Settings = request.app.state.settings
@@ -301,7 +302,7 @@ def parse_documents(body: bytes, content_type: str, limit: int) -> list[Document
     if not body.strip():
         raise BadInputError("the body is empty; send a JSON document, a list, or NDJSON")
     raw: list[Any] = []
-    if "ndjson" in content_type or "jsonl" in content_type:
+    if limits.is_ndjson(content_type):
         for number, line in enumerate(body.splitlines(), start=1):
             if line.strip():
                 raw.append(_decode_json(line, f"line {number}"))

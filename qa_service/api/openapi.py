@@ -89,5 +89,5 @@ class SSEAnswer(Operation):
 ASK_RESPONSES: dict[int, ResponseSpec] = {
     200: ResponseSpec(data_container=Answer, generate_examples=False,
                       description="The cited answer (or an SSE stream with Accept: text/event-stream)"),
-    **problem_responses(400, 401, 413, 429, 502, 503),
+    **problem_responses(400, 401, 413, 415, 429, 502, 503),
 }

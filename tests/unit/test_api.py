@@ -118,3 +118,25 @@ def test_document_ids_with_slashes_are_addressable(client: TestClient) -> None: 
     assert client.get("/v1/documents/xquad-ar%2FSuper_Bowl_50%2F0").json()["id"] == doc["id"]
     assert client.delete("/v1/documents/xquad-ar/Super_Bowl_50/0").status_code == 204
     assert client.get("/v1/documents/xquad-ar/Super_Bowl_50/0").status_code == 404
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "text/plain; charset=utf-8",
+                                          "application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize("path", ["/v1/documents", "/v1/ask"])
+def test_bodies_that_are_not_json_get_415(client: TestClient, content_type: str | None,  # type: ignore[type-arg]
+                                          path: str) -> None:
+    # A page on another origin can send these without a CORS preflight: they must not write.
+    body = json.dumps({"id": "seed", "text": "9999 troops", "question": "troops?"}).encode()
+    headers = {} if content_type is None else {"content-type": content_type}
+    r = client.post(path, content=body, headers=headers)
+    problem = _problem(r)
+    assert r.status_code == 415 and "application/json" in str(problem["detail"])
+    assert client.get("/v1/documents/seed").status_code == 404
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/x-ndjson",
+                                          "application/ld+json"])
+def test_json_media_types_are_accepted(client: TestClient, content_type: str) -> None:  # type: ignore[type-arg]
+    r = client.post("/v1/documents", content=json.dumps(SEED).encode(),
+                    headers={"content-type": content_type})
+    assert r.status_code == 201, r.text

@@ -121,3 +121,21 @@ def test_each_app_counts_its_own_requests(tmp_path: Path) -> None:
         assert 'qa_http_requests_total{method="GET",route="/v1/search",status="200"} 3.0' in text
         assert 'route="/v1/documents/{doc_id}",status="404"} 1.0' in text
         assert 'route="/v1/search"' not in second.get("/metrics").text
+
+
+@pytest.mark.parametrize(("host", "keys", "warns"), [
+    ("0.0.0.0", (), True), ("192.0.2.7", (), True), ("::", (), True),
+    ("0.0.0.0", ("k",), False), ("127.0.0.1", (), False), ("localhost", (), False), ("::1", (), False),
+])
+def test_serve_warns_when_writes_are_open_beyond_this_machine(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        host: str, keys: tuple[str, ...], warns: bool) -> None:
+    from qa_service import cli
+    from qa_service.api import server
+
+    monkeypatch.setattr(server, "serve", lambda app, s: None)
+    monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
+    monkeypatch.setenv("QA_API_KEYS", ",".join(keys))
+    assert cli.main(["serve", "--host", host]) == 0
+    err = capsys.readouterr().err
+    assert ("QA_API_KEYS" in err and "anyone who can reach" in err) is warns, err
