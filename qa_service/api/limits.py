@@ -1,4 +1,4 @@
-"""Request limits that are not about who the client is: which bodies a route accepts.
+"""Request limits that are not about who the client is: which bodies a route accepts, how deep.
 
 Each route handler with a body declares it in ``opt={"body": JSON}`` or ``JSON_OR_NDJSON``.
 Anything else gets 415 before the body is read: a page on another origin can send
@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.connection import ASGIConnection
+from litestar.connection import ASGIConnection, Request
 from litestar.handlers.base import BaseRouteHandler
 
-from qa_service.errors import UnsupportedMediaTypeError
+from qa_service.errors import BadInputError, UnsupportedMediaTypeError
 
 BODY_OPT = "body"
 JSON = "json"
 JSON_OR_NDJSON = "json-or-ndjson"
+TOO_DEEP = ("is nested too deeply (arrays and objects about 1,000 levels deep); "
+            "send flat JSON: filters and fields are at most a few levels deep")
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                           "application/x-jsonlines", "application/jsonlines"})
 
@@ -48,3 +50,13 @@ def body_type_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
               else "'application/json'")
     sent = f"'{media_type(content_type)}'" if content_type else "no Content-Type"
     raise UnsupportedMediaTypeError(f"the body must be sent with Content-Type {wanted}; got {sent}")
+
+
+class QARequest(Request[Any, Any, Any]):
+    """Litestar's request, with JSON too deeply nested to decode answered as 400, not 500."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError:  # msgspec recurses once per level: the stack ran out
+            raise BadInputError(f"the body {TOO_DEEP}") from None

@@ -17,6 +17,7 @@ KNOWN_FIELDS = frozenset({"id", "title", "text", "url", "source", "published_at"
 MAX_ID_CHARS = 256
 MAX_FIELD_CHARS = 2048
 MAX_TEXT_CHARS = 2_000_000
+MAX_METADATA_DEPTH = 16  # levels of objects and arrays under 'metadata'; deeper is abuse, not data
 SUPPORTED_LANGS = frozenset({"ar", "en", "other"})
 
 
@@ -39,6 +40,9 @@ def document_from_mapping(raw: Mapping[str, Any], *, extra_to_metadata: bool) ->
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, Mapping):
         raise BadInputError("field 'metadata' must be a JSON object")
+    if (depth := _depth(metadata, MAX_METADATA_DEPTH)) > MAX_METADATA_DEPTH:
+        raise BadInputError(f"field 'metadata' is nested more than {depth - 1} levels deep; "
+                            f"the limit is {MAX_METADATA_DEPTH}")
     metadata = dict(metadata)
     for key in unknown:
         metadata[key] = raw[key]
@@ -102,6 +106,18 @@ def _url(value: Any) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BadInputError(f"field 'url' must be an absolute http(s) URL, got {value!r}")
     return value.strip()
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Levels of nested objects and arrays in ``value``, counted up to ``limit + 1``."""
+    deepest = 0
+    level: list[Any] = [value]
+    while level and deepest <= limit:
+        deepest += 1
+        level = [child for node in level
+                 for child in (node.values() if isinstance(node, Mapping) else node)
+                 if isinstance(child, Mapping | list)]
+    return deepest
 
 
 def _hash_id(text: str) -> str:

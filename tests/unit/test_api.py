@@ -140,3 +140,49 @@ def test_json_media_types_are_accepted(client: TestClient, content_type: str) ->
     r = client.post("/v1/documents", content=json.dumps(SEED).encode(),
                     headers={"content-type": content_type})
     assert r.status_code == 201, r.text
+
+
+def _nested(depth: int, opener: str = '{"a":', closer: str = "}") -> str:
+    return opener * depth + "1" + closer * depth
+
+
+@pytest.mark.parametrize(("path", "body", "content_type"), [
+    ("/v1/ask", '{"question": "troops?", "filters": ' + _nested(1000) + "}", "application/json"),
+    ("/v1/ask", '{"question": "troops?", "filters": {"source": ' + _nested(5000, "[", "]") + "}}",
+     "application/json"),
+    ("/v1/documents", '{"text": "troops", "metadata": ' + _nested(1000) + "}", "application/json"),
+    ("/v1/documents", '{"text": "troops", "metadata": ' + _nested(100) + "}", "application/json"),
+    ("/v1/documents", '{"text": "a"}\n{"text": "b", "metadata": ' + _nested(1000) + "}",
+     "application/x-ndjson"),
+])
+def test_deeply_nested_json_is_400(client: TestClient, path: str, body: str,  # type: ignore[type-arg]
+                                   content_type: str) -> None:
+    r = client.post(path, content=body.encode(), headers={"content-type": content_type})
+    assert r.status_code == 400, r.text
+    assert "nested" in str(_problem(r)["detail"])
+
+
+@pytest.mark.parametrize("bounds", [
+    {"published_before": "9999-12-31"}, {"published_before": "9999-12-31T23:59:59-12:00"},
+    {"published_after": "0001-01-01", "published_before": "9999-12-31"},
+    {"published_after": "0001-01-01T00:00:00+14:00"},
+])
+def test_extreme_filter_dates_mean_no_bound(client: TestClient, bounds: dict[str, str]) -> None:  # type: ignore[type-arg]
+    client.post("/v1/documents", json=SEED)
+    r = client.get("/v1/search", params={"q": "2500 عسكري", **bounds})
+    assert r.status_code == 200 and r.json()["passages"][0]["document_id"] == "seed", r.text
+    r = client.post("/v1/ask", json={"question": "كم عسكري؟", "filters": bounds})
+    assert r.status_code == 200 and r.json()["citations"], r.text
+
+
+def test_too_many_source_filters_is_400(client: TestClient, settings: Settings) -> None:  # type: ignore[type-arg]
+    client.post("/v1/documents", json=SEED)
+    many = [f"outlet {i}" for i in range(260_000)]
+    r = client.post("/v1/ask", json={"question": "كم عسكري؟", "filters": {"source": many}})
+    assert r.status_code == 400 and f"limit is {settings.max_filter_sources}" in str(_problem(r)["detail"])
+    r = client.get("/v1/search", params={"q": "عسكري", "source": many[:settings.max_filter_sources + 1]})
+    assert r.status_code == 400 and "source" in str(_problem(r)["detail"])
+    at_limit = ["عربي بوست", *many[:settings.max_filter_sources - 1]]
+    r = client.post("/v1/ask", json={"question": "كم عسكري؟", "filters": {"source": at_limit}})
+    assert r.status_code == 200 and r.json()["citations"], r.text
+
