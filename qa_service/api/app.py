@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 import anyio.to_thread
 import msgspec
@@ -248,9 +249,10 @@ async def add_documents(service: NamedDependency[QAService],
 
 @get("/v1/documents/{doc_id:path}", sync_to_thread=True, summary="A stored document",
      opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED,
-     responses=problem_responses(401, 404, *V1_PROBLEMS))
-def get_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> Document:
-    doc_id = _document_id(doc_id)
+     responses=problem_responses(400, 401, 404, *V1_PROBLEMS))
+def get_document(service: NamedDependency[QAService], doc_id: FromPath[str],
+                 request: Request[Any, Any, Any]) -> Document:
+    doc_id = _document_id(request, doc_id)
     doc = service.store.get_document(doc_id)
     if doc is None:
         raise NotFoundError(f"no document with id {doc_id!r}")
@@ -259,16 +261,31 @@ def get_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> 
 
 @delete("/v1/documents/{doc_id:path}", sync_to_thread=True, status_code=204,
         summary="Delete a document and its chunks", opt={access.ACCESS_OPT: access.WRITE},
-        security=KEY_WHEN_CONFIGURED, responses=problem_responses(401, 404, 409, *V1_PROBLEMS, 507))
-def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> None:
-    doc_id = _document_id(doc_id)
+        security=KEY_WHEN_CONFIGURED, responses=problem_responses(400, 401, 404, 409, *V1_PROBLEMS, 507))
+def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str],
+                    request: Request[Any, Any, Any]) -> None:
+    doc_id = _document_id(request, doc_id)
     if not service.delete(doc_id):
         raise NotFoundError(f"no document with id {doc_id!r}")
 
 
-def _document_id(path: str) -> str:
-    """Ids may contain "/" (e.g. ``xquad-ar/Super_Bowl_50/0``): the route takes the rest of the path."""
-    return path.removeprefix("/")
+DOCUMENTS_PREFIX = b"/v1/documents/"
+
+
+def _document_id(request: Request[Any, Any, Any], routed: str) -> str:
+    """The id in the rest of the path, e.g. ``xquad-ar/Super_Bowl_50/0``, decoded once.
+
+    Read from the raw path because routing drops leading, trailing and repeated slashes and
+    decodes twice: ids such as ``https://example.org/a`` or ``a%41`` would be unreachable.
+    """
+    raw: bytes = request.scope.get("raw_path") or b""
+    _, found, rest = raw.partition(DOCUMENTS_PREFIX)
+    if not found:  # a server that gives no raw path
+        return routed.removeprefix("/")
+    try:
+        return unquote_to_bytes(rest).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError("the document id in the path is not UTF-8 once percent-decoded") from None
 
 
 # -- health -----------------------------------------------------------------------------

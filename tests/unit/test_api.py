@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from litestar.testing import TestClient
@@ -186,3 +187,19 @@ def test_too_many_source_filters_is_400(client: TestClient, settings: Settings) 
     r = client.post("/v1/ask", json={"question": "كم عسكري؟", "filters": {"source": at_limit}})
     assert r.status_code == 200 and r.json()["citations"], r.text
 
+
+@pytest.mark.parametrize("doc_id", ["/lead", "trail/", "a//b", "https://example.org/news/1?id=7",
+                                    "pct%41", "خبر/١", "../notes/a.txt"])
+def test_every_id_that_can_be_written_can_be_read_and_deleted(client: TestClient,  # type: ignore[type-arg]
+                                                              doc_id: str) -> None:
+    assert client.post("/v1/documents", json={"id": doc_id, "text": "خبر قصير."}).status_code == 201
+    encoded = "/v1/documents/" + quote(doc_id, safe="")
+    assert client.get(encoded).json()["id"] == doc_id
+    if not any(c in doc_id for c in "%?#") and "./" not in doc_id:  # as typed, where a URL can hold it
+        assert client.get("/v1/documents/" + doc_id).json()["id"] == doc_id
+    assert client.delete(encoded).status_code == 204
+    assert client.get(encoded).status_code == 404
+
+
+def test_an_id_that_is_not_utf8_is_400(client: TestClient) -> None:  # type: ignore[type-arg]
+    assert _problem(client.get("/v1/documents/%FF%FE"))["status"] == 400

@@ -56,3 +56,12 @@ def test_clients_of_a_proxy_on_loopback_are_rate_limited(settings: Settings) -> 
         with httpx.Client(base_url=url, timeout=30, headers={"x-forwarded-for": "203.0.113.9"}) as client:
             statuses = [client.get("/v1/search", params={"q": "Iraq"}).status_code for _ in range(4)]
         assert statuses == [200, 200, 429, 429]
+
+
+def test_ids_with_odd_slashes_are_addressable_over_http(settings: Settings) -> None:
+    for url in _serve(settings):
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for doc_id in ("/lead", "trail/", "a//b", "https://example.org/x"):
+                assert client.post("/v1/documents", json={"id": doc_id, "text": "نص."}).status_code == 201
+                assert client.get(f"/v1/documents/{doc_id}").json()["id"] == doc_id
+                assert client.delete(f"/v1/documents/{doc_id}").status_code == 204
