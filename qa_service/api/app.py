@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
                       allow_headers=["Authorization", "Content-Type", "Accept"],
                       expose_headers=["Retry-After"]) if settings.cors_origins else None
     app_metrics = metrics.Metrics(holder)
-    return Litestar(
+    app = Litestar(
         route_handlers=[ask, search, add_documents, get_document, delete_document, healthz, readyz,
                         prometheus_metrics, *WEB_ROUTES],
         dependencies={"service": Provide(provide_service, sync_to_thread=False),
@@ -140,7 +140,6 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
         lifespan=[lifespan],
         cors_config=cors,
         guards=[access.access_guard, limits.body_type_guard],
-        middleware=[metrics.MetricsMiddleware(app_metrics)],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="qa-service", version="0.1.0",
@@ -154,6 +153,9 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
         state=State({"settings": settings, access.STATE_KEY: access.AccessControl(settings),
                      metrics.STATE_KEY: app_metrics}),
     )
+    # Outside routing and error handling, so that every request is counted.
+    app.asgi_handler = metrics.MetricsMiddleware(app.asgi_handler, app_metrics)
+    return app
 
 
 # -- questions --------------------------------------------------------------------------

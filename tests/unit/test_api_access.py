@@ -139,3 +139,16 @@ def test_serve_warns_when_writes_are_open_beyond_this_machine(
     assert cli.main(["serve", "--host", host]) == 0
     err = capsys.readouterr().err
     assert ("QA_API_KEYS" in err and "anyone who can reach" in err) is warns, err
+
+
+def test_requests_to_unrouted_paths_are_counted(settings: Settings) -> None:
+    app = create_app(settings, lambda s: QAService(s, FakeEncoder()), wait_ready=True)
+    with TestClient(app=app) as client:
+        client.get("/nowhere")
+        client.get("/v1/nowhere/else")
+        streamed = client.post("/v1/ask", json={"question": "troops?"},
+                               headers={"accept": "text/event-stream"})
+        assert streamed.status_code == 200
+        text = client.get("/metrics").text
+    assert 'qa_http_requests_total{method="GET",route="unmatched",status="404"} 2.0' in text
+    assert 'qa_http_requests_total{method="POST",route="/v1/ask",status="200"} 1.0' in text  # not a leave

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -65,3 +67,34 @@ def test_ids_with_odd_slashes_are_addressable_over_http(settings: Settings) -> N
                 assert client.post("/v1/documents", json={"id": doc_id, "text": "نص."}).status_code == 201
                 assert client.get(f"/v1/documents/{doc_id}").json()["id"] == doc_id
                 assert client.delete(f"/v1/documents/{doc_id}").status_code == 204
+
+
+def _metric_lines(url: str, route: str) -> list[str]:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return [line for line in text.splitlines()
+            if line.startswith("qa_http_requests_total") and f'route="{route}"' in line]
+
+
+def test_a_client_that_leaves_mid_upload_is_counted_as_499_not_500(settings: Settings) -> None:
+    for url in _serve(settings):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /v1/documents HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: 1000\r\n\r\n{\"text\": \"half")
+            time.sleep(0.2)
+        for _ in range(100):
+            if lines := _metric_lines(url, "/v1/documents"):
+                break
+            time.sleep(0.05)
+        assert lines == ['qa_http_requests_total{method="POST",route="/v1/documents",status="499"} 1.0']
+
+
+def test_a_complete_event_stream_is_counted_as_200(settings: Settings) -> None:
+    for url in _serve(settings):
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(3):
+                r = client.post("/v1/ask", json={"question": "troops?"},
+                                headers={"accept": "text/event-stream"})
+                assert r.status_code == 200 and "event: done" in r.text
+        assert _metric_lines(url, "/v1/ask") == [
+            'qa_http_requests_total{method="POST",route="/v1/ask",status="200"} 3.0']
