@@ -10,6 +10,8 @@
     ├── RateLimitedError         429  per-client rate limit reached
     ├── WriterBusyError          409  another process holds the index writer lock
     ├── NotReadyError            503  model or index still loading
+    ├── OverloadedError          503  too many requests in flight and queued (load shedding)
+    ├── ClientClosedError        499  the client left before its turn: the work is dropped
     ├── ModelUnavailableError    503  embedding model missing or cannot be loaded
     ├── IndexCorruptError        503  index directory damaged or built for another model
     ├── StorageError             503  the disk failed a write (EIO); nothing half-written is served
@@ -92,6 +94,24 @@ class NotReadyError(QAError):
     status_code = 503
     title = "Service not ready"
     slug = "not-ready"
+
+
+class OverloadedError(QAError):
+    status_code = 503
+    title = "Service busy"
+    slug = "overloaded"
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class ClientClosedError(QAError):
+    """Nobody reads this answer (nginx's 499): raised to drop work, and counted in metrics."""
+
+    status_code = 499
+    title = "Client closed request"
+    slug = "client-closed"
 
 
 class ModelUnavailableError(QAError):

@@ -81,6 +81,11 @@ class Settings:
     # Loopback clients (a local script, the demo in a local browser) are not rate limited
     # unless this is set; a reverse proxy's clients are still limited by their own address.
     rate_limit_loopback: bool = False
+    # Load shedding: at most max_in_flight questions and searches are computed at once (0: no
+    # limit); up to max_queue more wait at most queue_wait_s for a turn; beyond, 503 + Retry-After.
+    max_in_flight: int = 8
+    max_queue: int = 16
+    queue_wait_s: float = 1.0
     # Index lifecycle: how long a write waits for another writer before answering 409.
     writer_wait_s: float = 10.0
     # Answering: the trained span reader answers (off: the heuristic sentence scorer below). It
@@ -114,7 +119,7 @@ class Settings:
         if not 1 <= self.default_top_k <= self.max_top_k:
             raise BadInputError("QA_DEFAULT_TOP_K must lie between 1 and QA_MAX_TOP_K")
         for name in ("max_history_turns", "max_history_chars", "rate_limit_per_s", "writer_wait_s",
-                     "ann_min_vectors"):
+                     "ann_min_vectors", "max_in_flight", "max_queue", "queue_wait_s"):
             if getattr(self, name) < 0:
                 raise BadInputError(f"QA_{name.upper()} must not be negative")
         if not 1 <= self.max_filter_sources <= MAX_SQL_FILTER_VALUES:

@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
                                        description="one of the keys in QA_API_KEYS")}),
         ),
         state=State({"settings": settings, access.STATE_KEY: access.AccessControl(settings),
+                     limits.STATE_KEY: limits.Gates(settings),
                      metrics.STATE_KEY: app_metrics}),
     )
     # Outside routing and error handling, so that every request is counted.
@@ -164,14 +165,14 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
 ASK_SUMMARY = "Answer a question with citations (JSON, or SSE with Accept: text/event-stream)"
 
 
-@post("/v1/ask", sync_to_thread=True, status_code=200, summary=ASK_SUMMARY,
+@post("/v1/ask", status_code=200, summary=ASK_SUMMARY,
       opt={access.ACCESS_OPT: access.READ, limits.BODY_OPT: limits.JSON},
       security=KEY_WHEN_CONFIGURED, responses=ASK_RESPONSES,
       operation_class=SSEAnswer)
-def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService],
-        request: Request[Any, Any, Any]) -> Response[Any]:
+async def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService],
+              request: Request[Any, Any, Any]) -> Response[Any]:
     check_ask(data, request.app.state.settings)
-    answer = service.ask(data)
+    answer = await limits.run_admitted(request, service.ask, data)
     if "text/event-stream" in request.headers.get("accept", ""):
         return ServerSentEvent(_sse_events(answer))
     return Response(answer)
@@ -209,10 +210,11 @@ def check_dates(after: str | None, before: str | None, prefix: str = "") -> None
     parse_datetime(before, f"{prefix}published_before")
 
 
-@get("/v1/search", sync_to_thread=True, summary="Ranked passages without composing an answer",
+@get("/v1/search", summary="Ranked passages without composing an answer",
      opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED,
      responses=problem_responses(400, 401, *V1_PROBLEMS))
-def search(
+async def search(
+    request: Request[Any, Any, Any],
     service: NamedDependency[QAService],
     q: Annotated[str, Parameter(description="the question or query", min_length=1)],
     k: Annotated[int, Parameter(ge=1, description="number of passages")] = 10,
@@ -226,7 +228,7 @@ def search(
     if source or lang or published_after or published_before:
         filters = Filters(source=source, lang=lang, published_after=published_after,
                           published_before=published_before)
-    passages, timings = service.search(q, k, filters)
+    passages, timings = await limits.run_admitted(request, service.search, q, k, filters)
     return SearchResponse(passages=passages, timings_ms=msgspec.structs.asdict(timings))
 
 
@@ -241,10 +243,13 @@ def search(
 async def add_documents(service: NamedDependency[QAService],
                         request: Request[Any, Any, Any]) -> IngestResponse:
     settings: Settings = request.app.state.settings
-    body = await request.body()
-    docs = parse_documents(body, request.headers.get("content-type", ""),
-                           settings.max_batch_documents)
-    report = await anyio.to_thread.run_sync(service.ingest, docs)
+    gates: limits.Gates = request.app.state[limits.STATE_KEY]
+    # The body is read in turn, so uploads waiting for the writer hold no memory.
+    async with gates.writes.slot(service.settings.writer_wait_s, gates.refuse_write):
+        body = await request.body()
+        docs = parse_documents(body, request.headers.get("content-type", ""),
+                               settings.max_batch_documents)
+        report = await anyio.to_thread.run_sync(service.ingest, docs)
     return IngestResponse(added=report.added, updated=report.updated, unchanged=report.unchanged,
                           chunks=report.chunks, ids=[d.id for d in docs])
 
@@ -261,13 +266,16 @@ def get_document(service: NamedDependency[QAService], doc_id: FromPath[str],
     return doc
 
 
-@delete("/v1/documents/{doc_id:path}", sync_to_thread=True, status_code=204,
+@delete("/v1/documents/{doc_id:path}", status_code=204,
         summary="Delete a document and its chunks", opt={access.ACCESS_OPT: access.WRITE},
         security=KEY_WHEN_CONFIGURED, responses=problem_responses(400, 401, 404, 409, *V1_PROBLEMS, 507))
-def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str],
-                    request: Request[Any, Any, Any]) -> None:
+async def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str],
+                          request: Request[Any, Any, Any]) -> None:
     doc_id = _document_id(request, doc_id)
-    if not service.delete(doc_id):
+    gates: limits.Gates = request.app.state[limits.STATE_KEY]
+    async with gates.writes.slot(service.settings.writer_wait_s, gates.refuse_write):
+        deleted = await anyio.to_thread.run_sync(service.delete, doc_id)
+    if not deleted:
         raise NotFoundError(f"no document with id {doc_id!r}")
 
 
