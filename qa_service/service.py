@@ -48,6 +48,9 @@ from qa_service.text import detect_language
 log = logging.getLogger(__name__)
 
 INGEST_BATCH_DOCUMENTS = 64
+# Characters of text per batch: bounds the working memory of chunking and embedding, whatever
+# the size of the upload (news batches of 64 articles stay well under it).
+INGEST_BATCH_CHARS = 200_000
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 RELOAD_CHECK_INTERVAL_S = 1.0
@@ -201,9 +204,13 @@ class QAService:
 
     # -- ingestion ---------------------------------------------------------------------
 
-    def ingest(self, documents: Iterable[Document],
-               progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Store new and changed documents durably, then publish one new index generation."""
+    def ingest(self, documents: Iterable[Document], progress: Callable[[int], None] | None = None,
+               stop: Callable[[], bool] | None = None) -> IngestReport:
+        """Store new and changed documents durably, then publish one new index generation.
+
+        ``stop()`` is asked between batches (the client left): when true, what is stored so
+        far is published and the rest is not ingested.
+        """
         report = IngestReport()
         started = time.perf_counter()
         removed: list[int] = []
@@ -211,7 +218,10 @@ class QAService:
         added_vecs: list[np.ndarray] = []
         with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
-            for batch in _batches(documents, INGEST_BATCH_DOCUMENTS):
+            for batch in _batches(documents, INGEST_BATCH_DOCUMENTS, INGEST_BATCH_CHARS):
+                if stop is not None and stop():
+                    log.info("ingestion stopped before its end: the client left")
+                    break
                 prepared, backfill = self._prepare(batch, report)
                 if prepared:
                     self._remember_model()
@@ -376,13 +386,19 @@ class QAService:
         self.store.close()
 
 
-def _batches(items: Iterable[Document], size: int) -> Iterable[list[Document]]:
+def _batches(items: Iterable[Document], size: int, chars: int) -> Iterable[list[Document]]:
+    """Batches of at most ``size`` documents and about ``chars`` characters (one may overflow it)."""
     batch: list[Document] = []
+    batch_chars = 0
     for item in items:
+        if batch and batch_chars + len(item.text) > chars:
+            yield batch
+            batch, batch_chars = [], 0
         batch.append(item)
+        batch_chars += len(item.text)
         if len(batch) >= size:
             yield batch
-            batch = []
+            batch, batch_chars = [], 0
     if batch:
         yield batch
 

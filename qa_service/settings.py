@@ -70,6 +70,7 @@ class Settings:
     max_question_chars: int = 2000
     max_body_bytes: int = 20 * 1024 * 1024
     max_batch_documents: int = 1000
+    max_document_chars: int = 200_000  # text of one uploaded document (10x the longest news article)
     max_history_turns: int = 20  # /v1/ask conversation history
     max_history_chars: int = 20_000
     max_filter_sources: int = 100  # entries in a source filter (SQLite caps the variables of a query)
@@ -113,7 +114,7 @@ class Settings:
         if self.encoder_backend not in ("auto", "openvino", "torch"):
             raise BadInputError("QA_ENCODER_BACKEND must be auto, openvino or torch")
         for name in ("port", "chunk_max_tokens", "encode_batch_size", "default_top_k", "max_top_k",
-                     "max_question_chars", "max_body_bytes", "max_batch_documents"):
+                     "max_question_chars", "max_body_bytes", "max_batch_documents", "max_document_chars"):
             if getattr(self, name) < 1:
                 raise BadInputError(f"QA_{name.upper()} must be a positive number")
         if not 1 <= self.default_top_k <= self.max_top_k:

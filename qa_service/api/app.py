@@ -244,14 +244,29 @@ async def add_documents(service: NamedDependency[QAService],
                         request: Request[Any, Any, Any]) -> IngestResponse:
     settings: Settings = request.app.state.settings
     gates: limits.Gates = request.app.state[limits.STATE_KEY]
-    # The body is read in turn, so uploads waiting for the writer hold no memory.
+    # The body is read in turn, so uploads waiting for the writer hold no memory; it is read
+    # as a stream (not kept by the request) so it is freed once decoded.
     async with gates.writes.slot(service.settings.writer_wait_s, gates.refuse_write):
-        body = await request.body()
-        docs = parse_documents(body, request.headers.get("content-type", ""),
-                               settings.max_batch_documents)
-        report = await anyio.to_thread.run_sync(service.ingest, docs)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+        docs = await anyio.to_thread.run_sync(
+            parse_documents, body, request.headers.get("content-type", ""),
+            settings.max_batch_documents, settings.max_document_chars)
+        del body
+        ids = [d.id for d in docs]
+        stop = threading.Event()
+        report = await limits.run_until_client_leaves(request, service.ingest, _consume(docs), None,
+                                                      stop.is_set, stop=stop)
     return IngestResponse(added=report.added, updated=report.updated, unchanged=report.unchanged,
-                          chunks=report.chunks, ids=[d.id for d in docs])
+                          chunks=report.chunks, ids=ids)
+
+
+def _consume(docs: list[Document]) -> Iterator[Document]:
+    """Each document once, forgotten as it is handed out: a batch's text is freed once stored."""
+    docs.reverse()
+    while docs:
+        yield docs.pop()
 
 
 @get("/v1/documents/{doc_id:path}", sync_to_thread=True, summary="A stored document",
@@ -325,24 +340,36 @@ def prometheus_metrics(request: Request[Any, Any, Any]) -> bytes:
     return app_metrics.render()
 
 
-def parse_documents(body: bytes, content_type: str, limit: int) -> list[Document]:
-    """One JSON object, a JSON list, or NDJSON lines → validated documents."""
-    if not body.strip():
+def parse_documents(body: bytes | bytearray, content_type: str, limit: int,
+                    max_chars: int) -> list[Document]:
+    """One JSON object, a JSON list, or NDJSON lines → validated documents (in a worker thread).
+
+    The body is never copied whole (no strip, no splitlines): an upload at the body limit
+    costs the body and its decoded text, not several copies of it.
+    """
+    if not body or body.isspace():
         raise BadInputError("the body is empty; send a JSON document, a list, or NDJSON")
     raw: list[Any] = []
     if limits.is_ndjson(content_type):
-        for number, line in enumerate(body.splitlines(), start=1):
-            if line.strip():
-                raw.append(_decode_json(line, f"line {number}"))
+        for number, line in _lines(body):
+            if len(raw) >= limit:
+                raise PayloadTooLargeError(f"more than {limit} documents in one request; the limit "
+                                           f"is {limit} (QA_MAX_BATCH_DOCUMENTS)")
+            raw.append(_decode_json(line, f"line {number}"))
     else:
         decoded = _decode_json(body, "the body")
         raw = decoded if isinstance(decoded, list) else [decoded]
     if not raw:
         raise BadInputError("no documents in the body; send at least one")
     if len(raw) > limit:
-        raise PayloadTooLargeError(f"{len(raw)} documents in one request; the limit is {limit}")
+        raise PayloadTooLargeError(f"{len(raw)} documents in one request; the limit is {limit} "
+                                   "(QA_MAX_BATCH_DOCUMENTS)")
     docs = []
     for i, item in enumerate(raw):
+        text = item.get("text") if isinstance(item, dict) else None
+        if isinstance(text, str) and len(text) > max_chars:
+            raise PayloadTooLargeError(f"document {i} has {len(text)} characters of text; the limit is "
+                                       f"{max_chars} (QA_MAX_DOCUMENT_CHARS): split it into articles")
         try:
             docs.append(document_from_mapping(item, extra_to_metadata=False))
         except BadInputError as exc:
@@ -350,7 +377,20 @@ def parse_documents(body: bytes, content_type: str, limit: int) -> list[Document
     return docs
 
 
-def _decode_json(data: bytes, where: str) -> Any:
+def _lines(body: bytes | bytearray) -> Iterator[tuple[int, memoryview]]:
+    """(line number, line) for the lines of ``body`` that are not blank, as views (no copies)."""
+    view = memoryview(body)
+    start = number = 0
+    while start < len(body):
+        end = body.find(b"\n", start)
+        end = len(body) if end < 0 else end
+        number += 1
+        if not body[start:end].isspace() and end > start:
+            yield number, view[start:end]
+        start = end + 1
+
+
+def _decode_json(data: bytes | bytearray | memoryview, where: str) -> Any:
     try:
         return msgspec.json.decode(data)
     except msgspec.DecodeError as exc:

@@ -14,6 +14,7 @@ of them. Work whose client left while it queued is dropped before it starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 from collections import deque
@@ -192,8 +193,10 @@ async def run_until_client_leaves(request: Request[Any, Any, Any], fn: Callable[
             pass
         stop.set()
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(watch)
-        result = await anyio.to_thread.run_sync(fn, *args)
-        group.cancel_scope.cancel()
-    return result
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await anyio.to_thread.run_sync(fn, *args)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # how the watcher ended is moot
+            await watcher

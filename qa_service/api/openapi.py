@@ -52,8 +52,9 @@ DOCUMENT_SCHEMA = Schema(
 UPLOAD_BODY = RequestBody(
     required=True,
     description=("One document, a JSON list of documents, or `application/x-ndjson` (one "
-                 "document per line). At most QA_MAX_BATCH_DOCUMENTS documents and "
-                 "QA_MAX_BODY_BYTES bytes per request (413 above)."),
+                 "document per line). At most QA_MAX_BATCH_DOCUMENTS documents, "
+                 "QA_MAX_DOCUMENT_CHARS characters of text per document and QA_MAX_BODY_BYTES "
+                 "bytes per request (413 above)."),
     content={
         "application/json": OpenAPIMediaType(schema=Schema(one_of=[
             DOCUMENT_SCHEMA, Schema(type=OpenAPIType.ARRAY, items=DOCUMENT_SCHEMA, min_items=1)])),
