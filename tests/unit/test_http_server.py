@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -98,3 +99,34 @@ def test_a_complete_event_stream_is_counted_as_200(settings: Settings) -> None:
                 assert r.status_code == 200 and "event: done" in r.text
         assert _metric_lines(url, "/v1/ask") == [
             'qa_http_requests_total{method="POST",route="/v1/ask",status="200"} 3.0']
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``sock`` within ``seconds`` (whatever it says first)."""
+    sock.settimeout(seconds)
+    try:
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_connections_that_never_finish_their_headers_are_closed(settings: Settings) -> None:
+    for url in _serve(settings.replace(header_timeout_s=0.5)):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as silent, \
+                socket.create_connection(("127.0.0.1", port)) as slow, \
+                socket.create_connection(("127.0.0.1", port)) as kept_alive:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in kept_alive.recv(4096)
+            kept_alive.sendall(b"GET /healthz HTTP/1.1\r\n")  # a second request that never ends
+            for _ in range(4):  # trickling bytes does not extend the deadline
+                time.sleep(0.2)
+                with contextlib.suppress(OSError):  # closed already
+                    slow.sendall(b"X-a: b\r\n")
+            assert _closed_within(silent, 2) and _closed_within(slow, 2) and _closed_within(kept_alive, 2)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
