@@ -95,6 +95,10 @@ class NotReadyError(QAError):
     title = "Service not ready"
     slug = "not-ready"
 
+    def __init__(self, detail: str, retry_after_s: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
 
 class OverloadedError(QAError):
     status_code = 503

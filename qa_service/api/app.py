@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ServiceFactory = Callable[[Settings], QAService]
 SSE_DELTA_CHARS = 24
 BEARER = "bearerAuth"
+LOADING_RETRY_AFTER_S = 2  # the model and index load in a few seconds
 # The schema is the same for every configuration: a bearer key, or none when the server has
 # no QA_API_KEYS (writes) or does not set QA_READ_REQUIRES_KEY (reads).
 KEY_WHEN_CONFIGURED: list[dict[str, list[str]]] = [{}, {BEARER: []}]
@@ -91,7 +92,10 @@ class _Holder:
 
     def get(self) -> QAService:
         if self.service is None:
-            raise NotReadyError(self.error or "the model and index are still loading; retry shortly")
+            if self.error is not None:  # a failed load does not heal by waiting: no Retry-After
+                raise NotReadyError(self.error)
+            raise NotReadyError("the model and index are still loading; retry after the Retry-After "
+                                "delay", retry_after_s=LOADING_RETRY_AFTER_S)
         return self.service
 
 
@@ -326,8 +330,10 @@ async def healthz() -> Health:
 def readyz(holder: NamedDependency[_Holder]) -> Response[Health]:
     service = holder.service
     if service is None:
-        return Response(Health(status="loading" if holder.error is None else "failed",
-                               detail=holder.error), status_code=503)
+        if holder.error is not None:
+            return Response(Health(status="failed", detail=holder.error), status_code=503)
+        return Response(Health(status="loading"), status_code=503,
+                        headers={"Retry-After": str(LOADING_RETRY_AFTER_S)})
     docs, chunks = service.store.counts()
     return Response(Health(status="ready", documents=docs, chunks=chunks,
                            generation=service.index.manifest.name, model=service.encoder.model_id))

@@ -152,3 +152,19 @@ def test_requests_to_unrouted_paths_are_counted(settings: Settings) -> None:
         text = client.get("/metrics").text
     assert 'qa_http_requests_total{method="GET",route="unmatched",status="404"} 2.0' in text
     assert 'qa_http_requests_total{method="POST",route="/v1/ask",status="200"} 1.0' in text  # not a leave
+
+
+def test_503_while_loading_says_when_to_retry(settings: Settings) -> None:
+    release = threading.Event()
+
+    def slow_factory(s: Settings) -> QAService:
+        release.wait(timeout=30)
+        return QAService(s, FakeEncoder())
+
+    with TestClient(app=create_app(settings, slow_factory)) as client:
+        try:
+            for r in (client.get("/readyz"), client.post("/v1/ask", json={"question": "troops?"}),
+                      client.get("/v1/search", params={"q": "troops"})):
+                assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.headers
+        finally:
+            release.set()
