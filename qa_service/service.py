@@ -43,7 +43,7 @@ from qa_service.store.vector_index import (
     storage_error,
     updated_index,
 )
-from qa_service.text import detect_language
+from qa_service.text import detect_language, has_letters_or_digits
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +368,9 @@ class QAService:
     def _validate_question(self, question: str, k: int) -> None:
         if not question.strip():
             raise BadInputError("the question is empty")
+        if not has_letters_or_digits(question):
+            raise BadInputError("the question has no letters or digits (only spaces, control, "
+                                "zero-width, direction or punctuation characters); ask in words")
         if len(question) > self.settings.max_question_chars:
             raise BadInputError(
                 f"the question has {len(question)} characters; the limit is "

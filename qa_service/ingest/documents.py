@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from qa_service.errors import BadInputError
 from qa_service.models import Document
-from qa_service.text import detect_language
+from qa_service.text import detect_language, has_letters_or_digits
 
 KNOWN_FIELDS = frozenset({"id", "title", "text", "url", "source", "published_at", "lang", "metadata"})
 MAX_ID_CHARS = 256
@@ -34,6 +34,9 @@ def document_from_mapping(raw: Mapping[str, Any], *, extra_to_metadata: bool) ->
     text = raw.get("text")
     if not isinstance(text, str) or not text.strip():
         raise BadInputError("field 'text' is required and must be a non-empty string")
+    if not has_letters_or_digits(text):
+        raise BadInputError("field 'text' has no letters or digits (only spaces, control, zero-width, "
+                            "direction or punctuation characters): there is nothing to search")
     if len(text) > MAX_TEXT_CHARS:
         raise BadInputError(f"field 'text' has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
     metadata = raw.get("metadata")

@@ -203,3 +203,22 @@ def test_every_id_that_can_be_written_can_be_read_and_deleted(client: TestClient
 
 def test_an_id_that_is_not_utf8_is_400(client: TestClient) -> None:  # type: ignore[type-arg]
     assert _problem(client.get("/v1/documents/%FF%FE"))["status"] == 400
+
+
+INVISIBLE = ["\x00\x00\x00", "\u200b\u200c\u200d", "\u202e\u2066\u2069", "\ufeff \u200f\t", "\u00ad\u2060"]
+
+
+@pytest.mark.parametrize("question", INVISIBLE)
+def test_a_question_without_letters_or_digits_is_400(client: TestClient, question: str) -> None:  # type: ignore[type-arg]
+    client.post("/v1/documents", json=SEED)
+    r = client.post("/v1/ask", json={"question": question})
+    assert r.status_code == 400 and "letters or digits" in str(_problem(r)["detail"]), r.text
+    r = client.get("/v1/search", params={"q": question})
+    assert r.status_code == 400 and "letters or digits" in str(_problem(r)["detail"]), r.text
+
+
+@pytest.mark.parametrize("text", INVISIBLE)
+def test_a_document_without_letters_or_digits_is_400(client: TestClient, text: str) -> None:  # type: ignore[type-arg]
+    r = client.post("/v1/documents", json={"id": "blank", "text": text})
+    assert r.status_code == 400 and "letters or digits" in str(_problem(r)["detail"]), r.text
+    assert client.get("/v1/documents/blank").status_code == 404
