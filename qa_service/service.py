@@ -239,6 +239,8 @@ class QAService:
         return report
 
     def delete(self, doc_id: str) -> bool:
+        if not self.store.content_hashes([doc_id]):  # unknown: no need to wait for the writer
+            return False
         with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
             result = _storing(self.store.delete_document, doc_id)
