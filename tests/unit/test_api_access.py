@@ -168,3 +168,16 @@ def test_503_while_loading_says_when_to_retry(settings: Settings) -> None:
                 assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.headers
         finally:
             release.set()
+
+
+def test_the_demo_page_shows_no_stored_text_when_reads_need_a_key(settings: Settings) -> None:
+    from qa_service.api.web import SEED_DOCUMENT_ID
+
+    locked = settings.replace(api_keys=("k",), read_requires_key=True)
+    app = create_app(locked, lambda s: QAService(s, FakeEncoder()), wait_ready=True)
+    with TestClient(app=app) as client:
+        stored = {"id": SEED_DOCUMENT_ID, "title": "internal memo", "text": "PRIVATE-9999 troops."}
+        written = client.post("/v1/documents", json=stored, headers={"authorization": "Bearer k"})
+        assert written.status_code == 201
+        page = client.get("/")
+    assert page.status_code == 200 and "PRIVATE-9999" not in page.text and "internal memo" not in page.text
