@@ -123,3 +123,13 @@ def test_an_upload_whose_client_left_stops_and_frees_the_writer(settings: Settin
         assert r.status_code == 201 and time.monotonic() - started < 3  # the writer was freed
         documents = httpx.get(f"{url}/readyz", timeout=30).json()["documents"]
         assert 1 < documents < 9
+
+
+@pytest.mark.parametrize("path", ["/v1/documents", "/v1/ask"])
+def test_a_body_above_the_limit_is_413_naming_the_limit(settings: Settings, path: str) -> None:
+    app = create_app(settings.replace(max_body_bytes=1000), lambda s: QAService(s, FakeEncoder()),
+                     wait_ready=True)
+    with TestClient(app=app) as client:
+        r = client.post(path, json={"text": "x" * 2000, "question": "x" * 2000})
+    assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem+json")
+    assert "1000 bytes" in r.json()["detail"] and "QA_MAX_BODY_BYTES" in r.json()["detail"], r.json()
