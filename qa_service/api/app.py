@@ -23,7 +23,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from qa_service.api import access, limits, metrics
-from qa_service.api.openapi import ASK_RESPONSES, DocumentsUpload, SSEAnswer
+from qa_service.api.openapi import ASK_RESPONSES, RENDER_PLUGINS, DocumentsUpload, SSEAnswer
 from qa_service.api.problems import EXCEPTION_HANDLERS, problem_responses
 from qa_service.api.web import WEB_ROUTES
 from qa_service.errors import BadInputError, NotFoundError, NotReadyError, PayloadTooLargeError
@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
         guards=[access.access_guard, limits.body_type_guard],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title="qa-service", version="0.1.0",
+            title="qa-service", version="0.1.0", render_plugins=RENDER_PLUGINS,
             description="Cited answers from news articles (Arabic/English). Errors are RFC 9457 "
                         "problem+json. Writes need `Authorization: Bearer <key>` when the server "
                         "has API keys; reads too when it sets QA_READ_REQUIRES_KEY.",

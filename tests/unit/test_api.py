@@ -222,3 +222,11 @@ def test_a_document_without_letters_or_digits_is_400(client: TestClient, text: s
     r = client.post("/v1/documents", json={"id": "blank", "text": text})
     assert r.status_code == 400 and "letters or digits" in str(_problem(r)["detail"]), r.text
     assert client.get("/v1/documents/blank").status_code == 404
+
+
+def test_the_interactive_docs_say_they_need_a_cdn_and_where_the_schema_is(client: TestClient) -> None:  # type: ignore[type-arg]
+    page = client.get("/schema/swagger")
+    assert page.status_code == 200 and "cdn.jsdelivr.net" in page.text
+    assert "without internet access" in page.text and 'href="/schema/openapi.json"' in page.text
+    assert client.get("/schema/openapi.json").status_code == 200
+    assert client.get("/schema/openapi.yaml").status_code == 200
