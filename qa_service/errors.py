@@ -5,6 +5,7 @@
     │   └── LoaderError          400  a file or record that cannot be ingested
     ├── UnauthorizedError        401  missing or wrong API key
     ├── NotFoundError            404  unknown document id
+    ├── RequestTimeoutError      408  an upload's body did not arrive in time
     ├── PayloadTooLargeError     413  body, batch or field above a configured limit
     ├── UnsupportedMediaTypeError 415 a body that is not JSON (or NDJSON where accepted)
     ├── RateLimitedError         429  per-client rate limit reached
@@ -59,6 +60,12 @@ class NotFoundError(QAError):
     status_code = 404
     title = "Not found"
     slug = "not-found"
+
+
+class RequestTimeoutError(QAError):
+    status_code = 408
+    title = "Request timeout"
+    slug = "request-timeout"
 
 
 class PayloadTooLargeError(QAError):

@@ -238,8 +238,11 @@ class QAService:
         report.seconds = time.perf_counter() - started
         return report
 
+    def has_document(self, doc_id: str) -> bool:
+        return bool(self.store.content_hashes([doc_id]))
+
     def delete(self, doc_id: str) -> bool:
-        if not self.store.content_hashes([doc_id]):  # unknown: no need to wait for the writer
+        if not self.has_document(doc_id):  # unknown: no need to wait for the writer
             return False
         with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()

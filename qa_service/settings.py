@@ -85,6 +85,9 @@ class Settings:
     # A connection whose request headers have not all arrived this long after it opened (or
     # after its previous response) is closed: slow or stalled clients cannot hold connections.
     header_timeout_s: float = 10.0
+    # An upload's body must arrive within this (408 otherwise): it is read while the upload
+    # holds the one writer, so a stalled sender must not hold it for long.
+    body_timeout_s: float = 60.0
     # Load shedding: at most max_in_flight questions and searches are computed at once (0: no
     # limit); up to max_queue more wait at most queue_wait_s for a turn; beyond, 503 + Retry-After.
     max_in_flight: int = 8
@@ -126,8 +129,9 @@ class Settings:
                      "ann_min_vectors", "max_in_flight", "max_queue", "queue_wait_s"):
             if getattr(self, name) < 0:
                 raise BadInputError(f"QA_{name.upper()} must not be negative")
-        if self.header_timeout_s <= 0:
-            raise BadInputError("QA_HEADER_TIMEOUT_S must be positive")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise BadInputError(f"QA_{name.upper()} must be positive")
         if not 1 <= self.max_filter_sources <= MAX_SQL_FILTER_VALUES:
             raise BadInputError(f"QA_MAX_FILTER_SOURCES must lie between 1 and {MAX_SQL_FILTER_VALUES}")
         if self.rate_limit_burst < 1:

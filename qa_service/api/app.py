@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -26,7 +27,13 @@ from qa_service.api import access, limits, metrics
 from qa_service.api.openapi import ASK_RESPONSES, RENDER_PLUGINS, DocumentsUpload, SSEAnswer
 from qa_service.api.problems import EXCEPTION_HANDLERS, problem_responses
 from qa_service.api.web import WEB_ROUTES
-from qa_service.errors import BadInputError, NotFoundError, NotReadyError, PayloadTooLargeError
+from qa_service.errors import (
+    BadInputError,
+    NotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+)
 from qa_service.ingest.documents import document_from_mapping, parse_datetime
 from qa_service.models import Answer, AskRequest, Document, Filters, Passage
 from qa_service.service import QAService
@@ -243,7 +250,7 @@ async def search(
       summary="Add or replace documents: one object, a list, or application/x-ndjson",
       opt={access.ACCESS_OPT: access.WRITE, limits.BODY_OPT: limits.JSON_OR_NDJSON},
       security=KEY_WHEN_CONFIGURED, operation_class=DocumentsUpload,
-      responses=problem_responses(400, 401, 409, 413, 415, *V1_PROBLEMS, 507))
+      responses=problem_responses(400, 401, 408, 409, 413, 415, *V1_PROBLEMS, 507))
 async def add_documents(service: NamedDependency[QAService],
                         request: Request[Any, Any, Any]) -> IngestResponse:
     settings: Settings = request.app.state.settings
@@ -252,16 +259,21 @@ async def add_documents(service: NamedDependency[QAService],
     # as a stream (not kept by the request) so it is freed once decoded.
     async with gates.writes.slot(service.settings.writer_wait_s, gates.refuse_write):
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
+        try:
+            with anyio.fail_after(settings.body_timeout_s):  # a stalled sender holds the writer
+                async for chunk in request.stream():
+                    body += chunk
+        except TimeoutError:
+            raise RequestTimeoutError(f"the body did not arrive within {settings.body_timeout_s:g} s "
+                                      "(QA_BODY_TIMEOUT_S); send it faster or in smaller requests") from None
         docs = await anyio.to_thread.run_sync(
             parse_documents, body, request.headers.get("content-type", ""),
             settings.max_batch_documents, settings.max_document_chars)
         del body
         ids = [d.id for d in docs]
         stop = threading.Event()
-        report = await limits.run_until_client_leaves(request, service.ingest, _consume(docs), None,
-                                                      stop.is_set, stop=stop)
+        ingest = functools.partial(service.ingest, _consume(docs), stop=stop.is_set)
+        report = await limits.run_until_client_leaves(request, ingest, stop=stop)
     return IngestResponse(added=report.added, updated=report.updated, unchanged=report.unchanged,
                           chunks=report.chunks, ids=ids)
 
@@ -291,6 +303,8 @@ def get_document(service: NamedDependency[QAService], doc_id: FromPath[str],
 async def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str],
                           request: Request[Any, Any, Any]) -> None:
     doc_id = _document_id(request, doc_id)
+    if not await anyio.to_thread.run_sync(service.has_document, doc_id):  # no wait for the writer
+        raise NotFoundError(f"no document with id {doc_id!r}")
     gates: limits.Gates = request.app.state[limits.STATE_KEY]
     async with gates.writes.slot(service.settings.writer_wait_s, gates.refuse_write):
         deleted = await anyio.to_thread.run_sync(service.delete, doc_id)

@@ -8,6 +8,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -133,3 +134,33 @@ def test_a_body_above_the_limit_is_413_naming_the_limit(settings: Settings, path
         r = client.post(path, json={"text": "x" * 2000, "question": "x" * 2000})
     assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem+json")
     assert "1000 bytes" in r.json()["detail"] and "QA_MAX_BODY_BYTES" in r.json()["detail"], r.json()
+
+
+def test_deleting_an_unknown_id_does_not_wait_for_an_upload_in_progress(settings: Settings) -> None:
+    encoder = CountingEncoder(delay=3.0)
+    app = create_app(settings.replace(sentence_vectors=False, rate_limit_per_s=0),
+                     lambda s: QAService(s, encoder), wait_ready=True)
+    with serve_in_thread(app) as url, ThreadPoolExecutor(1) as pool:
+        upload = pool.submit(httpx.post, f"{url}/v1/documents", json=_article(1, 300), timeout=30)
+        while not encoder.batches:  # the upload holds the writer
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert httpx.delete(f"{url}/v1/documents/never-written", timeout=30).status_code == 404
+        assert time.monotonic() - started < 1.5
+        assert upload.result().status_code == 201
+
+
+def test_an_upload_whose_body_stalls_is_408_and_frees_the_writer(settings: Settings) -> None:
+    app = create_app(settings.replace(body_timeout_s=0.5, rate_limit_per_s=0),
+                     lambda s: QAService(s, FakeEncoder()), wait_ready=True)
+    with serve_in_thread(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /v1/documents HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: 1000\r\n\r\n{\"text\": \"slow")
+            sock.settimeout(5)
+            answer = b""
+            while b"}" not in answer and (chunk := sock.recv(65536)):  # headers, then the body
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b"QA_BODY_TIMEOUT_S" in answer, answer
+        assert httpx.post(f"{url}/v1/documents", json=_article(1, 300), timeout=30).status_code == 201
