@@ -126,7 +126,10 @@ class Settings:
         if not 1 <= self.default_top_k <= self.max_top_k:
             raise BadInputError("QA_DEFAULT_TOP_K must lie between 1 and QA_MAX_TOP_K")
         for name in ("max_history_turns", "max_history_chars", "rate_limit_per_s", "writer_wait_s",
-                     "ann_min_vectors", "max_in_flight", "max_queue", "queue_wait_s"):
+                     "ann_min_vectors"):
+            if getattr(self, name) < 0:
+                raise BadInputError(f"QA_{name.upper()} must not be negative")
+        for name in ("max_in_flight", "max_queue", "queue_wait_s"):
             if getattr(self, name) < 0:
                 raise BadInputError(f"QA_{name.upper()} must not be negative")
         for name in ("header_timeout_s", "body_timeout_s"):
