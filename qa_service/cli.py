@@ -219,9 +219,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
+    from qa_service.api.access import open_writes_warning
     from qa_service.api.app import create_app, default_factory
+    from qa_service.api.server import serve
 
     if args.host:
         settings = settings.replace(host=args.host)
@@ -231,7 +231,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, factory)
     print(f"serving on http://{settings.host}:{settings.port} (index: {settings.index_dir})",
           file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    if (warning := open_writes_warning(settings)) is not None:
+        print(f"warning: {warning}", file=sys.stderr)
+    serve(app, settings)
     return EXIT_OK
 
 

@@ -43,11 +43,14 @@ from qa_service.store.vector_index import (
     storage_error,
     updated_index,
 )
-from qa_service.text import detect_language
+from qa_service.text import detect_language, has_letters_or_digits
 
 log = logging.getLogger(__name__)
 
 INGEST_BATCH_DOCUMENTS = 64
+# Characters of text per batch: bounds the working memory of chunking and embedding, whatever
+# the size of the upload (news batches of 64 articles stay well under it).
+INGEST_BATCH_CHARS = 200_000
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 RELOAD_CHECK_INTERVAL_S = 1.0
@@ -201,9 +204,13 @@ class QAService:
 
     # -- ingestion ---------------------------------------------------------------------
 
-    def ingest(self, documents: Iterable[Document],
-               progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Store new and changed documents durably, then publish one new index generation."""
+    def ingest(self, documents: Iterable[Document], progress: Callable[[int], None] | None = None,
+               stop: Callable[[], bool] | None = None) -> IngestReport:
+        """Store new and changed documents durably, then publish one new index generation.
+
+        ``stop()`` is asked between batches (the client left): when true, what is stored so
+        far is published and the rest is not ingested.
+        """
         report = IngestReport()
         started = time.perf_counter()
         removed: list[int] = []
@@ -211,7 +218,10 @@ class QAService:
         added_vecs: list[np.ndarray] = []
         with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
-            for batch in _batches(documents, INGEST_BATCH_DOCUMENTS):
+            for batch in _batches(documents, INGEST_BATCH_DOCUMENTS, INGEST_BATCH_CHARS):
+                if stop is not None and stop():
+                    log.info("ingestion stopped before its end: the client left")
+                    break
                 prepared, backfill = self._prepare(batch, report)
                 if prepared:
                     self._remember_model()
@@ -228,7 +238,12 @@ class QAService:
         report.seconds = time.perf_counter() - started
         return report
 
+    def has_document(self, doc_id: str) -> bool:
+        return bool(self.store.content_hashes([doc_id]))
+
     def delete(self, doc_id: str) -> bool:
+        if not self.has_document(doc_id):  # unknown: no need to wait for the writer
+            return False
         with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
             result = _storing(self.store.delete_document, doc_id)
@@ -320,6 +335,7 @@ class QAService:
                 ) -> tuple[list[Passage], Timings, np.ndarray]:
         """Passages, timings and the query vector (the composer matches sentences with it)."""
         self._validate_question(query, k)
+        self._validate_filters(filters)
         timings = Timings()
         t0 = time.perf_counter()
         qvec = self.encoder.encode_queries([query])
@@ -357,6 +373,9 @@ class QAService:
     def _validate_question(self, question: str, k: int) -> None:
         if not question.strip():
             raise BadInputError("the question is empty")
+        if not has_letters_or_digits(question):
+            raise BadInputError("the question has no letters or digits (only spaces, control, "
+                                "zero-width, direction or punctuation characters); ask in words")
         if len(question) > self.settings.max_question_chars:
             raise BadInputError(
                 f"the question has {len(question)} characters; the limit is "
@@ -364,18 +383,30 @@ class QAService:
         if not 1 <= k <= self.settings.max_top_k:
             raise BadInputError(f"top_k must be between 1 and {self.settings.max_top_k}, got {k}")
 
+    def _validate_filters(self, filters: Filters | None) -> None:
+        sources = len(filters.source or []) if filters is not None else 0
+        if sources > self.settings.max_filter_sources:
+            raise BadInputError(f"the source filter has {sources} entries; the limit is "
+                                f"{self.settings.max_filter_sources}")
+
     def close(self) -> None:
         self.answers.close()
         self.store.close()
 
 
-def _batches(items: Iterable[Document], size: int) -> Iterable[list[Document]]:
+def _batches(items: Iterable[Document], size: int, chars: int) -> Iterable[list[Document]]:
+    """Batches of at most ``size`` documents and about ``chars`` characters (one may overflow it)."""
     batch: list[Document] = []
+    batch_chars = 0
     for item in items:
+        if batch and batch_chars + len(item.text) > chars:
+            yield batch
+            batch, batch_chars = [], 0
         batch.append(item)
+        batch_chars += len(item.text)
         if len(batch) >= size:
             yield batch
-            batch = []
+            batch, batch_chars = [], 0
     if batch:
         yield batch
 
