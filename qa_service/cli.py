@@ -238,7 +238,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _with_sample(factory: Callable[[Settings], QAService]) -> Callable[[Settings], QAService]:
-    from qa_service.samples import ingest_sample_if_empty
+    from qa_service.service import ingest_sample_if_empty
 
     def load(settings: Settings) -> QAService:
         service = factory(settings)

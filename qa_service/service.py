@@ -31,6 +31,7 @@ from qa_service.models import (
     Timings,
 )
 from qa_service.retrieval import Retriever
+from qa_service.samples import sample_documents
 from qa_service.settings import Settings
 from qa_service.store.ann import AnnPolicy, use_search_threads
 from qa_service.store.sentence_vectors import SentenceVectors
@@ -392,6 +393,22 @@ class QAService:
     def close(self) -> None:
         self.answers.close()
         self.store.close()
+
+
+def ingest_sample(service: QAService) -> IngestReport:
+    """Ingest the bundled sample (unchanged documents are skipped, so this is cheap to repeat)."""
+    return service.ingest(sample_documents())
+
+
+def ingest_sample_if_empty(service: QAService) -> None:
+    """The demo (``serve --sample``): fill an empty index with the bundled sample."""
+    documents, _ = service.store.counts()
+    if documents == 0:
+        log.warning("ingesting the bundled sample into the empty index %s (about a minute on 2 cores, "
+                    "once)", service.settings.index_dir)
+        report = ingest_sample(service)
+        log.warning("ingested the bundled sample: %d documents, %d chunks in %.1fs",
+                    report.added, report.chunks, report.seconds)
 
 
 def _batches(items: Iterable[Document], size: int, chars: int) -> Iterable[list[Document]]:
