@@ -404,9 +404,17 @@ def ingest_sample_if_empty(service: QAService) -> None:
     """The demo (``serve --sample``): fill an empty index with the bundled sample."""
     documents, _ = service.store.counts()
     if documents == 0:
-        log.warning("ingesting the bundled sample into the empty index %s (about a minute on 2 cores, "
-                    "once)", service.settings.index_dir)
-        report = ingest_sample(service)
+        sample = sample_documents()
+        log.warning("ingesting the bundled sample (%d documents) into the empty index %s: about a "
+                    "minute on 2 cores, once", len(sample), service.settings.index_dir)
+        done = 0
+
+        def progress(count: int) -> None:
+            nonlocal done
+            done += count
+            log.warning("… %d of %d documents", done, len(sample))
+
+        report = service.ingest(sample, progress=progress)
         log.warning("ingested the bundled sample: %d documents, %d chunks in %.1fs",
                     report.added, report.chunks, report.seconds)
 

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from qa_service.embedding.base import Vectors
 from qa_service.errors import ModelUnavailableError
+from qa_service.quiet import library_noise_silenced
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -101,8 +102,12 @@ def ir_folder(cache_root: Path, model_dir: Path) -> Path:
     return cache_root / IR_FOLDER / f"{model_dir.name}-{digest.hexdigest()[:16]}"
 
 
-def ensure_converted(model_dir: Path, cache_root: Path) -> Path:
-    """The IR folder for ``model_dir``, converting it first when missing (needs PyTorch, once)."""
+def ensure_converted(model_dir: Path, cache_root: Path,
+                     on_convert: Callable[[], None] | None = None) -> Path:
+    """The IR folder for ``model_dir``, converting it first when missing (needs PyTorch, once).
+
+    ``on_convert`` is called just before a conversion starts (the CLI announces it: it takes a
+    minute or two)."""
     for name in _MODEL_FILES:
         if not (model_dir / name).is_file():
             raise ModelUnavailableError(
@@ -115,7 +120,10 @@ def ensure_converted(model_dir: Path, cache_root: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
     try:
         started = time.perf_counter()
-        _convert(model_dir, staging)
+        if on_convert is not None:
+            on_convert()
+        with library_noise_silenced():  # tracer and deprecation warnings meant for library authors
+            _convert(model_dir, staging)
         try:
             os.rename(staging, target)
         except OSError:
