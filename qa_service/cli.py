@@ -361,7 +361,7 @@ def _convert_for_backend(settings: Settings) -> None:
     with _ticking():
         folder = convert_for_backend(settings, on_convert=lambda: print(
             "converting the embedding model to OpenVINO: fp16, then int8 calibrated on the bundled sample "
-            "(a minute or two, once) …", flush=True))
+            "(a few minutes on 2 cores, once) …", flush=True))
     if folder is not None:
         print(f"OpenVINO conversion in {folder} ({time.perf_counter() - started:.1f}s)")
 

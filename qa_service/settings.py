@@ -110,9 +110,8 @@ class Settings:
     min_answer_score: float = 0.94
     # The same for evidence in another language than the question (scored differently).
     min_answer_score_cross_lingual: float = 0.95
-    # Embed every sentence of every chunk at ingestion (a second encoder pass: ingestion takes
-    # ~1.85x as long) so the extractive composer picks the sentence by question-sentence cosine
-    # (cited-sentence accuracy EN→AR 0.507 → 0.610, AR→AR 0.722 → 0.754; bench answers).
+    # Embed every sentence of every chunk at ingestion (a second encoder pass) so the extractive
+    # composer can pick the sentence by its cosine to the question (figures: docs/benchmarks.md).
     sentence_vectors: bool = True
 
     def __post_init__(self) -> None:

@@ -55,11 +55,10 @@ IR_FORMAT_VERSION: Final = 3
 _EXAMPLE_TEXTS: Final = ("hello", "a longer example text, with a few more tokens")
 _WARM_UP_QUESTIONS: Final = ("?", "how many people live in the capital city of the country today")
 _MODEL_FILES: Final = ("modules.json", "tokenizer.json", "config_sentence_transformers.json")
-# int8 passages: activation ranges are calibrated on passages of the bundled sample, chunked as
-# ingestion chunks them (192 passages in batches of 8: ~1 min, once per model). Quantising every
-# linear layer is x1.57 bf16 but cosine 0.9986 to fp32, under the 0.999 bar; keeping each
-# layer's FFN output projection (its input is the wide, heavy-tailed GELU output) in bf16 gives
-# x1.27 at cosine >= 0.9994 (measured on 256 news chunks, not the calibration data).
+# int8 passages: activation ranges calibrated on the bundled sample, chunked as ingestion chunks
+# it (~1 min, once per model). Each FFN output projection stays bf16: its input, the GELU output,
+# is wide and heavy-tailed, and quantising it takes cosine to fp32 under the 0.999 bar (figures:
+# docs/benchmarks.md, Performance).
 CALIBRATION_PASSAGES: Final = 192
 CALIBRATION_BATCH: Final = 8
 INT8_KEEP_FLOAT: Final = r".*\.output\.dense/.*"
