@@ -335,7 +335,7 @@ def _need_data(folder: Path) -> None:
 
 
 @contextmanager
-def _ticking(every_s: float = 20.0) -> Iterator[None]:
+def _ticking(every_s: float = 30.0) -> Iterator[None]:
     """While a long set-up step runs, say every ``every_s`` seconds that it is still running."""
     started = time.perf_counter()
     stop = threading.Event()
