@@ -98,7 +98,7 @@ class Settings:
     # Answering: the trained span reader answers (off: the heuristic sentence scorer below). It
     # abstains when its best span scores below these (span logits over the no-answer logits plus
     # the weighted retrieval score; calibrated on the XQuAD dev split by `qa-service bench answers`).
-    reader: bool = False
+    reader: bool = True
     min_reader_score: float = 3.0
     min_reader_score_cross_lingual: float = 3.0
     # Characters the reader reads around the sentence of each passage closest to the question
