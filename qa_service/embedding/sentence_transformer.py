@@ -107,20 +107,20 @@ def wants_bf16(passage_precision: str) -> bool:
 
 def cpu_has_int8_dot() -> bool:
     """Whether this CPU has int8 dot-product instructions (AMX, AVX512-VNNI or AVX-VNNI)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in _INT8_CPU_FLAGS)
+    return _cpu_has(_INT8_CPU_FLAGS)
 
 
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU runs bf16 matmuls natively (AMX or AVX512-BF16)."""
+    return _cpu_has(_BF16_CPU_FLAGS)
+
+
+def _cpu_has(wanted: tuple[str, ...]) -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return any(flag in flags for flag in _BF16_CPU_FLAGS)
+    return any(flag in flags for flag in wanted)
 
 
 def _load(name_or_path: str, threads: int) -> Any:
