@@ -1,0 +1,377 @@
+"""Follow-up questions: reading a question that lacks its subject with the conversation before it.
+
+"How many US troops are in Iraq?" then "When will they leave?", "And in Syria?" or «ومتى؟»:
+the second question names nothing to search for. Each user turn of ``history`` is resolved in
+order against the one before it (so a third turn builds on the second as resolved), and the
+new question is resolved against the last. Deterministic rules, each with its reason:
+
+* **No content word of its own** ("Why?", «ومتى؟», "Who won?" has one): a follow-up.
+* **A fragment after an opener** ("and in Syria?", "what about 2018?", «وفي سوريا؟»,
+  «وماذا عن سوريا؟»): the earlier question with the fragment put in place of its matching part
+  (a year for its year, "in Syria" for its last "in …") — "How many US troops are in Syria?".
+  A fragment that is only a question word ("and when?") takes the earlier question's body.
+* **A pronoun or demonstrative** (they, it, his, this …; هم، هذه، suffixes such as «عددهم»)
+  or an opener ("and …", «و…») with few words of its own: the earlier question's content words
+  are added to the question ("When will they leave? US troops Iraq"), and, when the earlier
+  question asked for a person or place, its short answer too ("When was he elected? برهم صالح").
+* **Everything else is a new topic** and is taken alone: a question with several words of its
+  own that the conversation does not use. A question with no pronoun or opener follows up only
+  when every content word it has already occurs in the conversation (the earlier question, its
+  answer, the articles cited) — "How many died?" after a question about the protests.
+
+A follow-up also names the documents the previous answer cited (``Turn.document_ids``), which
+retrieval prefers (a third ranking fused with dense and lexical search). Everything here is
+string work on a few short texts: well under a millisecond per question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from qa_service.answer.question import Kind, question_kind, stem
+from qa_service.models import Turn
+from qa_service.text import detect_language, normalize, tokenize, tokenize_with_spans
+
+# Documents' text by id (the store's), for "are its words already in the conversation?".
+DocumentText = Callable[[Sequence[str]], Sequence[str]]
+
+# A question with an opener or a pronoun follows up when it has at most this many content words of
+# its own, or when at least MIN_COVERED of them occur in the conversation.
+OPENER_MAX_OWN: Final = 2
+PRONOUN_MAX_OWN: Final = 3
+MIN_COVERED: Final = 0.5
+# A question with no marker at all follows up when it has one content word (not a new name), or
+# when it is this short and every word of it is already in the conversation.
+UNMARKED_SHORT: Final = 1
+UNMARKED_MAX_OWN: Final = 3
+# Earlier content words carried into the query (the subject, not a paragraph).
+MAX_CARRIED: Final = 8
+# A short answer carried along is at most this long (a name, not a sentence).
+MAX_CARRIED_ANSWER_CHARS: Final = 60
+PRIOR_DOCUMENTS: Final = 3
+
+
+def _terms(*words: str) -> frozenset[str]:
+    """Words as the tokenizer folds them (so "أيضاً" and "ايضا" meet); stopwords vanish, which is fine."""
+    return frozenset(t for w in words for t in tokenize(w)) | frozenset(normalize(w) for w in words)
+
+
+# Words that say nothing about the subject: question words the tokenizer keeps, and fillers.
+_FILLERS: Final = _terms(
+    "who", "whom", "number", "total", "exactly", "else", "also", "about", "now", "then", "today",
+    "currently", "still", "so", "well", "other", "others", "again", "happen", "happened", "yet",
+    "عدد", "ماذا", "أيضا", "الآن", "حاليا", "إذن", "كذلك", "اذا", "حين", "عندئذ", "ذلك", "وقتها",
+)
+_EN_QUESTION_WORDS: Final = frozenset({"who", "whom", "whose", "what", "which", "when", "where", "why",
+                                       "how"})
+_AR_QUESTION_WORDS: Final = _terms("من", "ما", "ماذا", "متى", "أين", "كم", "كيف", "لماذا", "هل", "أي",
+                                   "لمن", "بكم", "ماهو", "ماهي")
+_EN_AUX: Final = frozenset({"is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "will",
+                            "would", "can", "could", "should"})
+# Pronouns and demonstratives that point back ("there" and "that" as a conjunction aside).
+_EN_PRONOUNS: Final = frozenset({"they", "them", "their", "theirs", "it", "its", "he", "him", "his", "she",
+                                 "her", "hers", "this", "these", "those", "that", "former", "latter"})
+_AR_PRONOUNS: Final = _terms("هم", "هما", "هن", "هذا", "هذه", "ذلك", "تلك", "هؤلاء", "أولئك", "ذاك",
+                             "هو", "هي")
+_AR_PRONOUN_HOLDERS: Final = _terms("فيها", "منها", "عنها", "بها", "لها", "عليها", "إليها", "فيه", "منه",
+                                    "عنه", "به", "له", "عليه", "إليه", "لهم", "منهم", "عليهم", "بينهم",
+                                    "فيهم", "عنهم", "بهم")
+# Arabic words ending like an attached pronoun that are not one.
+_AR_NOT_SUFFIXED: Final = _terms("فهم", "مهم", "اهم", "أهم", "المهم", "وهم", "سهم", "الفهم", "الوهم",
+                                 "المتهم", "متهم", "تهم", "التهم", "ابراهيم", "إبراهيم", "الدراهم")
+_AR_SUFFIXES: Final = ("هما", "هم", "هن", "ها")
+_AR_MIN_SUFFIXED: Final = 4  # a word of at least this many letters ending in one of the suffixes
+# Openers that continue the conversation. Arabic: و / ف glued to a question word, preposition or
+# the article («وفي»، «ومتى»، «والرئيس»), and «ماذا عن».
+_EN_OPENER_RE: Final = re.compile(
+    r"^\s*(?:(?:and|but|so|also|then)\s+(?:what|how)\s+about|what\s+about|how\s+about|what\s+of|"
+    r"and|but|so|also|then|same\s+for)\b[\s,]*", re.IGNORECASE)
+_AR_OPENER_RE: Final = re.compile(r"^\s*(?:[وف]?ماذا عن|[وف]ما عن|[وف](?=\S))")
+_AR_OPENER_NEXT: Final = _terms("في", "من", "عن", "على", "إلى", "خلال", "منذ", "بعد", "قبل", "مع", "ضد",
+                                "داخل", "لدى", "عند", "بين") | _AR_QUESTION_WORDS
+_EN_PREPOSITIONS: Final = ("in", "at", "on", "for", "during", "from", "of", "to", "by", "since",
+                           "after", "before", "under", "with", "among", "inside", "outside")
+_AR_PREPOSITIONS: Final = ("في", "من", "عن", "على", "إلى", "الى", "خلال", "منذ", "بعد", "قبل", "مع",
+                           "ضد", "داخل", "لدى", "عند", "بين")
+_YEAR_RE: Final = re.compile(r"(?<![0-9٠-٩])(?:1[0-9]{3}|20[0-9]{2}|[١٢][٠-٩]{3})(?![0-9٠-٩])")
+_AR_YEAR_WORDS_RE: Final = re.compile(r"(?:(?:في|خلال)\s+)?(?:عام|العام|سنة)\s+")
+_TRAILING_RE: Final = re.compile(r"[\s?؟!.]+$")
+_EN_WH_FRAME_RE: Final = re.compile(
+    r"^\s*(?:how\s+(?:many|much|long|old|far)(?:\s+\w+)??|who|whom|what|which|when|where|why|how)"
+    r"(?:\s+(?:is|are|was|were|do|does|did|has|have|had|will|would|can))?\s+", re.IGNORECASE)
+_AR_WH_FRAME_RE: Final = re.compile(
+    r"^\s*(?:كم\s+(?:عدد|كان\s+عدد|يبلغ\s+عدد|بلغ\s+عدد)?|ما\s+(?:هو|هي|عدد)?|من\s+(?:هو|هي|هم)?|متى|أين|"
+    r"اين|ماذا|لماذا|كيف|هل|في\s+أي\s+\S+|أي)\s*")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a question is read with its conversation."""
+
+    question: str  # what the composer reads: the question, or its resolved form
+    query: str  # what retrieval searches
+    followup: bool  # whether earlier turns were used
+    reason: str  # why, in words
+    carried: tuple[str, ...] = ()  # words taken from earlier turns
+    prior_documents: tuple[str, ...] = ()  # documents the previous answer cited (a retrieval prior)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What an earlier exchange leaves for the next question."""
+
+    question: str  # the earlier question, resolved
+    kind: Kind
+    answer: str  # the reply's text ("" when none came)
+    short: str | None  # the reply's short answer (its first line before " — ")
+    documents: tuple[str, ...]  # the documents the reply cited
+
+
+def alone(question: str, reason: str = "no earlier question") -> Resolution:
+    return Resolution(question, question, False, reason)
+
+
+def resolve(question: str, history: Sequence[Turn], document_text: DocumentText | None = None
+            ) -> Resolution:
+    """``question`` read with ``history`` (oldest first); see the module docstring."""
+    context: _Context | None = None
+    pending: str | None = None
+    for turn in history:
+        if turn.role == "user":
+            if pending is not None:  # a question that got no reply still sets the subject
+                context = _next_context(pending, context, None, document_text)
+            pending = turn.content
+        elif pending is not None:
+            context = _next_context(pending, context, turn, document_text)
+            pending = None
+    if pending is not None:
+        context = _next_context(pending, context, None, document_text)
+    if context is None:
+        return alone(question)
+    return _resolve_one(question.strip(), context, document_text)
+
+
+def _next_context(question: str, before: _Context | None, reply: Turn | None,
+                  document_text: DocumentText | None) -> _Context:
+    resolved = _resolve_one(question.strip(), before, document_text) if before else alone(question)
+    answer = reply.content if reply is not None else ""
+    documents = tuple(dict.fromkeys(reply.document_ids))[:PRIOR_DOCUMENTS] if reply is not None else ()
+    return _Context(resolved.question, question_kind(resolved.question), answer, _short_of(answer),
+                    documents)
+
+
+def _short_of(answer: str) -> str | None:
+    """The short answer that leads a reply ("برهم صالح — as of …" → "برهم صالح")."""
+    first = answer.strip().split("\n", 1)[0]
+    if " — " not in first:
+        return None
+    short = re.sub(r"\s*\[\d+\]", "", first.split(" — ", 1)[0]).strip()
+    return short if 0 < len(short) <= MAX_CARRIED_ANSWER_CHARS else None
+
+
+def _resolve_one(question: str, context: _Context | None, document_text: DocumentText | None
+                 ) -> Resolution:
+    if context is None:
+        return alone(question)
+    lang = "ar" if detect_language(question) == "ar" else "en"
+    opener, rest = _opener(question, lang)
+    own = _content(question)
+    stems = list(dict.fromkeys(s for s, _ in own))
+    pronoun = _pronoun(rest, lang)
+    if opener and rest and not _has_question_word(rest, lang) and not pronoun:
+        fragment = _TRAILING_RE.sub("", rest)
+        if len(stems) <= PRONOUN_MAX_OWN or _covered(stems, context, document_text) >= MIN_COVERED:
+            resolved = _substitute(context.question, fragment, lang)
+            return _followup(question, resolved, resolved, context, f"fragment after “{opener.strip()}”")
+    if not stems:
+        wh = _TRAILING_RE.sub("", rest or question)
+        if opener and _has_question_word(wh, lang) and len(wh.split()) <= 2:
+            resolved = _with_question_word(context.question, wh, lang)
+            return _followup(question, resolved, resolved, context, f"only a question word: “{wh}”")
+        return _carry(question, context, own, "no content word of its own")
+    covered = _covered(stems, context, document_text)
+    if pronoun and (len(stems) <= PRONOUN_MAX_OWN or covered >= MIN_COVERED):
+        return _carry(question, context, own, f"refers back with “{pronoun}”")
+    if opener and (len(stems) <= OPENER_MAX_OWN or covered >= MIN_COVERED):
+        return _carry(question, context, own, f"continues with “{opener.strip()}”")
+    if not pronoun and not opener:
+        if len(stems) <= UNMARKED_SHORT and not (covered == 0.0 and _names_something(question, lang)):
+            return _carry(question, context, own, "one content word of its own")
+        if len(stems) <= UNMARKED_MAX_OWN and covered >= 1.0:
+            return _carry(question, context, own, "every content word is already in the conversation")
+    return alone(question, f"a new topic: {len(stems)} content word(s) of its own")
+
+
+def _followup(question: str, resolved: str, query: str, context: _Context, reason: str,
+              carried: tuple[str, ...] = ()) -> Resolution:
+    return Resolution(resolved, query, True, reason, carried, context.documents)
+
+
+def _carry(question: str, context: _Context, own: list[tuple[str, str]], reason: str) -> Resolution:
+    """The question with the earlier question's content words (and entity answer) added."""
+    have = {s for s, _ in own}
+    carried: list[str] = []
+    for s, surface in _content(context.question):
+        if s not in have:
+            have.add(s)
+            carried.append(surface)
+    carried = carried[:MAX_CARRIED]
+    if context.short and context.kind in (Kind.PERSON, Kind.PLACE) and context.short not in carried:
+        carried.append(context.short)
+    if not carried:
+        return alone(question, "nothing to carry from the earlier question")
+    extended = f"{question} {' '.join(carried)}"
+    return _followup(question, extended, extended, context, reason, tuple(carried))
+
+
+def _content(text: str) -> list[tuple[str, str]]:
+    """(stem, surface form) of each content word of ``text``, in order."""
+    out = []
+    for term, start, end in tokenize_with_spans(text):
+        if term in _FILLERS or term in _EN_AUX or _conjoined_function_word(term):
+            continue
+        out.append((stem(term), text[start:end]))
+    return out
+
+
+def _conjoined_function_word(term: str) -> bool:
+    """«ومتى»، «وكم»، «فماذا»: a conjunction glued to a stopword or question word."""
+    if len(term) < 2 or term[0] not in "وف":
+        return False
+    rest = term[1:]
+    return rest in _AR_QUESTION_WORDS or rest in _FILLERS or not tokenize(rest)
+
+
+def _opener(question: str, lang: str) -> tuple[str, str]:
+    """(the opener, the rest of the question); ("", question) when there is none."""
+    if lang == "en":
+        m = _EN_OPENER_RE.match(question)
+        return (m.group(0), question[m.end():]) if m else ("", question)
+    m = _AR_OPENER_RE.match(question)
+    if not m:
+        return "", question
+    rest = question[m.end():]
+    if m.group(0).strip() in ("و", "ف"):
+        first = re.match(r"[^\W\d_]*", rest.lstrip())
+        folded = normalize(first.group(0) if first else "")
+        if not (folded in _AR_OPENER_NEXT or folded.startswith("ال") or _is_question(folded)):
+            return "", question  # «وزير», «وصل»: a word that starts with و
+    return m.group(0), rest
+
+
+def _is_question(folded: str) -> bool:
+    return folded in _AR_QUESTION_WORDS or any(folded == normalize(w) for w in ("ماذا", "متى", "أين", "كم"))
+
+
+def _has_question_word(text: str, lang: str) -> bool:
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    if lang == "en":
+        return bool(words) and (words[0] in _EN_AUX or any(w in _EN_QUESTION_WORDS for w in words))
+    return any(normalize(w) in _AR_QUESTION_WORDS or normalize(w).lstrip("وف") in _AR_QUESTION_WORDS
+               for w in words)
+
+
+def _pronoun(text: str, lang: str) -> str | None:
+    """The first pronoun or demonstrative pointing back, if any."""
+    if lang == "en":
+        words: list[str] = re.findall(r"[a-z']+", text.lower())
+        for i, w in enumerate(words):
+            if w == "that" and i + 1 < len(words) and words[i + 1] in _EN_AUX | {"the", "a", "an"}:
+                continue  # "is it true that the …": a conjunction
+            if w in _EN_PRONOUNS:
+                return w
+        return None
+    arabic: list[str] = re.findall(r"[^\W\d_]+", text)
+    for i, w in enumerate(arabic):
+        folded = normalize(w)
+        if folded in _AR_PRONOUNS:
+            if folded in _terms("هو", "هي", "هم") and i > 0 and _is_question(normalize(arabic[i - 1])):
+                continue  # «من هو»، «ما هي»: a copula
+            return w
+        if folded in _AR_PRONOUN_HOLDERS:
+            return w
+        if (len(folded) >= _AR_MIN_SUFFIXED and folded.endswith(_AR_SUFFIXES)
+                and folded not in _AR_NOT_SUFFIXED and not _is_question(folded)):
+            return w
+    return None
+
+
+def _names_something(question: str, lang: str) -> bool:
+    """"What is Hezbollah?", «من هو نوري المالكي؟»: a question that asks about a name of its own."""
+    if lang == "en":
+        return any(w[:1].isupper() for w in question.split()[1:])
+    return bool(re.match(r"^\s*(?:ما|من)\s+(?:هو|هي|هم)\s+\S+", question))
+
+
+def _covered(stems: Sequence[str], context: _Context, document_text: DocumentText | None) -> float:
+    """Share of ``stems`` that occur in the conversation so far (question, reply, cited articles)."""
+    if not stems:
+        return 1.0
+    texts = [context.question, context.answer]
+    if document_text is not None and context.documents:
+        texts += list(document_text(context.documents))
+    known = {stem(t) for text in texts for t in tokenize(text)}
+    return sum(1 for s in stems if s in known) / len(stems)
+
+
+# -- fragments ("and in Syria?") ------------------------------------------------------------------
+
+
+def _substitute(earlier: str, fragment: str, lang: str) -> str:
+    """The earlier question with ``fragment`` in place of its matching part (or added to it)."""
+    body = _TRAILING_RE.sub("", earlier)
+    mark = "؟" if lang == "ar" or detect_language(earlier) == "ar" else "?"
+    fragment = fragment.strip()
+    if not fragment:
+        return earlier
+    year = _YEAR_RE.search(fragment)
+    if year and len(_content(fragment)) <= 1:
+        old = _YEAR_RE.search(body)
+        if old:
+            return f"{body[:old.start()]}{year.group(0)}{body[old.end():]}{mark}"
+        return f"{body} {fragment}{mark}"
+    prepositions = _AR_PREPOSITIONS if detect_language(fragment) == "ar" or lang == "ar" else _EN_PREPOSITIONS
+    head = fragment.split(maxsplit=1)[0]
+    spans = _object_spans(body, prepositions)
+    if head.lower() in prepositions:
+        same = [s for s in spans if s[0].lower() == head.lower() and not _YEAR_RE.fullmatch(s[3].strip())]
+        if same:
+            _, start, _, _ = same[-1]
+            end = same[-1][2]
+            return f"{body[:start]}{fragment}{body[end:]}{mark}"
+        return f"{body} {fragment}{mark}"
+    places = [s for s in spans if not _YEAR_RE.search(s[3])]
+    if places and (lang == "ar" or fragment[:1].isupper()):
+        _, start, end, _ = places[-1]
+        preposition = body[start:].split(maxsplit=1)[0]
+        return f"{body[:start]}{preposition} {fragment}{body[end:]}{mark}"
+    return f"{body} {fragment}{mark}"
+
+
+def _object_spans(body: str, prepositions: Sequence[str]) -> list[tuple[str, int, int, str]]:
+    """(preposition, start, end, object) of each prepositional phrase; an object runs to the next one."""
+    words = list(re.finditer(r"\S+", body))
+    starts = [i for i, w in enumerate(words) if w.group(0).lower() in prepositions]
+    out = []
+    for n, i in enumerate(starts):
+        last = (starts[n + 1] - 1) if n + 1 < len(starts) else len(words) - 1
+        if last <= i:
+            continue
+        start, end = words[i].start(), words[last].end()
+        out.append((words[i].group(0), start, end, body[words[i].end():end]))
+    return out
+
+
+def _with_question_word(earlier: str, wh: str, lang: str) -> str:
+    """"And when?" after "How many US troops are in Iraq?" → "when US troops are in Iraq?"."""
+    body = _TRAILING_RE.sub("", earlier)
+    frame = _AR_WH_FRAME_RE if detect_language(earlier) == "ar" else _EN_WH_FRAME_RE
+    m = frame.match(body)
+    rest = body[m.end():] if m else body
+    mark = "؟" if lang == "ar" else "?"
+    word = re.sub(r"^[وف](?=\S)", "", wh.strip()) if lang == "ar" else re.sub(
+        r"^(?:and|but|so)\s+", "", wh.strip(), flags=re.IGNORECASE)
+    return f"{word} {rest}{mark}"
