@@ -29,6 +29,7 @@ from qa_service.errors import BadInputError, LLMError, NotReadyError
 from qa_service.models import Answer, AskRequest, Document, Mode
 from qa_service.settings import Settings
 
+from .conversations import evaluate_conversations, is_conversation_file, print_conversation_summary
 from .datasets import Dataset, EvalItem, load_dataset, load_distractors, subset
 from .metrics import QUESTION_TYPES, QuestionRecord, breakdown, grade, new_record, summarize
 from .options import EvalOptions, Threshold, options_from_args
@@ -81,7 +82,10 @@ class EvalRun:
 def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     """``qa-service eval``: run, print the headline table and where the report is."""
     run = evaluate(options_from_args(args), settings)
-    print_summary(run)
+    if "summary" in run.result:  # a conversation file
+        print_conversation_summary(run.result, run.out)
+    else:
+        print_summary(run)
     return run.exit_code
 
 
@@ -92,6 +96,11 @@ def evaluate(options: EvalOptions, settings: Settings, *, service_factory: Servi
              transport: httpx.AsyncBaseTransport | None = None) -> EvalRun:
     """The whole run; ``service_factory`` and ``transport`` are seams for tests."""
     _validate(options)
+    if is_conversation_file(options.dataset):
+        out = options.out or _new_out_dir(options.name or options.dataset.stem)
+        result, code = evaluate_conversations(options, settings, out, service_factory=service_factory,
+                                              transport=transport)
+        return EvalRun(result, [], out, code)
     dataset = load_dataset(options.dataset, questions_from=options.questions_from,
                            doc_prefix=options.doc_prefix, name=options.name)
     dataset = subset(dataset, options.limit, options.seed)
