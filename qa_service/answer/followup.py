@@ -33,6 +33,7 @@ from typing import Final
 
 from qa_service.answer.question import Kind, question_kind, stem
 from qa_service.models import Turn
+from qa_service.retrieval.translit import MIN_SKELETON, arabic_skeletons, latin_skeleton, same_name
 from qa_service.text import detect_language, normalize, tokenize, tokenize_with_spans
 
 # Documents' text by id (the store's), for "are its words already in the conversation?".
@@ -47,6 +48,8 @@ MIN_COVERED: Final = 0.5
 # when it is this short and every word of it is already in the conversation.
 UNMARKED_SHORT: Final = 1
 UNMARKED_MAX_OWN: Final = 3
+# A question of at most this many words and no question word is a fragment ("Syria?", «وتحالف سائرون؟»).
+FRAGMENT_MAX_WORDS: Final = 3
 # Earlier content words carried into the query (the subject, not a paragraph).
 MAX_CARRIED: Final = 8
 # A short answer carried along is at most this long (a name, not a sentence).
@@ -83,6 +86,11 @@ _AR_PRONOUN_HOLDERS: Final = _terms("فيها", "منها", "عنها", "بها"
 _AR_NOT_SUFFIXED: Final = _terms("فهم", "مهم", "اهم", "أهم", "المهم", "وهم", "سهم", "الفهم", "الوهم",
                                  "المتهم", "متهم", "تهم", "التهم", "ابراهيم", "إبراهيم", "الدراهم")
 _AR_SUFFIXES: Final = ("هما", "هم", "هن", "ها")
+_AR_RELATIVES: Final = _terms("الذي", "التي", "الذين", "اللذان", "اللتان", "اللذين", "اللتين", "اللاتي",
+                              "اللواتي")
+_EN_IRREGULAR_PAST: Final = frozenset({"came", "won", "went", "took", "made", "said", "led", "left", "gave",
+                                       "held", "became", "got", "saw", "began", "ran", "fell", "fought",
+                                       "brought", "built", "sent", "spent", "told", "found", "lost", "met"})
 _AR_MIN_SUFFIXED: Final = 4  # a word of at least this many letters ending in one of the suffixes
 # Openers that continue the conversation. Arabic: و / ف glued to a question word, preposition or
 # the article («وفي»، «ومتى»، «والرئيس»), and «ماذا عن».
@@ -96,6 +104,7 @@ _EN_PREPOSITIONS: Final = ("in", "at", "on", "for", "during", "from", "of", "to"
                            "after", "before", "under", "with", "among", "inside", "outside")
 _AR_PREPOSITIONS: Final = ("في", "من", "عن", "على", "إلى", "الى", "خلال", "منذ", "بعد", "قبل", "مع",
                            "ضد", "داخل", "لدى", "عند", "بين")
+_AR_PREPOSITION_TERMS: Final = frozenset(normalize(p) for p in _AR_PREPOSITIONS)
 _YEAR_RE: Final = re.compile(r"(?<![0-9٠-٩])(?:1[0-9]{3}|20[0-9]{2}|[١٢][٠-٩]{3})(?![0-9٠-٩])")
 _AR_YEAR_WORDS_RE: Final = re.compile(r"(?:(?:في|خلال)\s+)?(?:عام|العام|سنة)\s+")
 _TRAILING_RE: Final = re.compile(r"[\s?؟!.]+$")
@@ -181,27 +190,36 @@ def _resolve_one(question: str, context: _Context | None, document_text: Documen
     own = _content(question)
     stems = list(dict.fromkeys(s for s, _ in own))
     pronoun = _pronoun(rest, lang)
-    if opener and rest and not _has_question_word(rest, lang) and not pronoun:
-        fragment = _TRAILING_RE.sub("", rest)
-        if len(stems) <= PRONOUN_MAX_OWN or _covered(stems, context, document_text) >= MIN_COVERED:
+    fragment = _TRAILING_RE.sub("", rest).strip()
+    bare = not opener and len(fragment.split()) <= FRAGMENT_MAX_WORDS
+    if (opener or bare) and fragment and not _has_question_word(fragment, lang) and not pronoun:
+        known = _Known.of(context, document_text)
+        if len(stems) <= PRONOUN_MAX_OWN or known.covered(own) >= MIN_COVERED:
             resolved = _substitute(context.question, fragment, lang)
-            return _followup(question, resolved, resolved, context, f"fragment after “{opener.strip()}”")
+            why = f"fragment after “{opener.strip()}”" if opener else "a fragment without a question word"
+            return _followup(question, resolved, resolved, context, why)
     if not stems:
         wh = _TRAILING_RE.sub("", rest or question)
         if opener and _has_question_word(wh, lang) and len(wh.split()) <= 2:
             resolved = _with_question_word(context.question, wh, lang)
             return _followup(question, resolved, resolved, context, f"only a question word: “{wh}”")
         return _carry(question, context, own, "no content word of its own")
-    covered = _covered(stems, context, document_text)
-    if pronoun and (len(stems) <= PRONOUN_MAX_OWN or covered >= MIN_COVERED):
+    known = _Known.of(context, document_text)
+    covered = known.covered(own)
+    # A name of its own that the conversation never mentioned marks a new topic (English: capitals).
+    new_name = next((n for n in _names(question) if not known.has_name(n)), None) if lang == "en" else None
+    if pronoun and not (new_name and len(stems) > PRONOUN_MAX_OWN and covered < MIN_COVERED):
         return _carry(question, context, own, f"refers back with “{pronoun}”")
-    if opener and (len(stems) <= OPENER_MAX_OWN or covered >= MIN_COVERED):
+    if opener and (len(stems) <= OPENER_MAX_OWN or covered >= MIN_COVERED or (lang == "en" and not new_name)):
         return _carry(question, context, own, f"continues with “{opener.strip()}”")
     if not pronoun and not opener:
-        if len(stems) <= UNMARKED_SHORT and not (covered == 0.0 and _names_something(question, lang)):
+        if len(stems) <= UNMARKED_SHORT and not new_name and not (
+                lang == "ar" and covered == 0.0 and _asks_about_a_name(question)):
             return _carry(question, context, own, "one content word of its own")
         if len(stems) <= UNMARKED_MAX_OWN and covered >= 1.0:
             return _carry(question, context, own, "every content word is already in the conversation")
+    if new_name:
+        return alone(question, f"a new topic: it names “{new_name}”")
     return alone(question, f"a new topic: {len(stems)} content word(s) of its own")
 
 
@@ -215,6 +233,8 @@ def _carry(question: str, context: _Context, own: list[tuple[str, str]], reason:
     have = {s for s, _ in own}
     carried: list[str] = []
     for s, surface in _content(context.question):
+        if normalize(surface).lstrip("وف") in _AR_PREPOSITION_TERMS or surface.lower() in _EN_PREPOSITIONS:
+            continue  # «ومنذ», "after": no subject
         if s not in have:
             have.add(s)
             carried.append(surface)
@@ -279,42 +299,91 @@ def _pronoun(text: str, lang: str) -> str | None:
     if lang == "en":
         words: list[str] = re.findall(r"[a-z']+", text.lower())
         for i, w in enumerate(words):
-            if w == "that" and i + 1 < len(words) and words[i + 1] in _EN_AUX | {"the", "a", "an"}:
-                continue  # "is it true that the …": a conjunction
+            following = words[i + 1] if i + 1 < len(words) else ""
+            if w == "that" and (following in _EN_AUX | {"the", "a", "an"} or _verb_like(following)):
+                continue  # "is it true that the …", "the protests that started …": not pointing back
             if w in _EN_PRONOUNS:
                 return w
+            if w == "there" and i == len(words) - 1 and i > 0 and words[i - 1] not in _EN_AUX:
+                return w  # "Who is the prime minister there?" (not "How many are there?")
         return None
     arabic: list[str] = re.findall(r"[^\W\d_]+", text)
+    relative = False
     for i, w in enumerate(arabic):
         folded = normalize(w)
+        if folded in _AR_RELATIVES:
+            relative = True  # «التي فازت بها»: a pronoun inside a relative clause points to its noun
+            continue
         if folded in _AR_PRONOUNS:
             if folded in _terms("هو", "هي", "هم") and i > 0 and _is_question(normalize(arabic[i - 1])):
                 continue  # «من هو»، «ما هي»: a copula
             return w
-        if folded in _AR_PRONOUN_HOLDERS:
+        if folded in _AR_PRONOUN_HOLDERS and not relative:
             return w
+        if folded == "هناك" and i == len(arabic) - 1 and i > 0 and normalize(arabic[0]) != "هل":
+            return w  # «ومن السفير الأمريكي هناك؟» (not «هل هناك …»)
         if (len(folded) >= _AR_MIN_SUFFIXED and folded.endswith(_AR_SUFFIXES)
                 and folded not in _AR_NOT_SUFFIXED and not _is_question(folded)):
             return w
     return None
 
 
-def _names_something(question: str, lang: str) -> bool:
-    """"What is Hezbollah?", «من هو نوري المالكي؟»: a question that asks about a name of its own."""
-    if lang == "en":
-        return any(w[:1].isupper() for w in question.split()[1:])
+_MONTH_AND_DAY_NAMES: Final = frozenset({
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"})
+
+
+def _verb_like(word: str) -> bool:
+    """A past or present verb form after "that" (a relative clause: "the alliance that came second")."""
+    return word.endswith("ed") or word in _EN_IRREGULAR_PAST or word in _EN_AUX
+
+
+def _names(question: str) -> list[str]:
+    """Capitalised words after the first (English names), months and days aside."""
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", question)
+    return [w for w in words[1:] if w[0].isupper() and w.lower() not in _MONTH_AND_DAY_NAMES
+            and w.lower() not in _EN_PRONOUNS and w != "I"]
+
+
+def _asks_about_a_name(question: str) -> bool:
+    """«من هو نوري المالكي؟»: an Arabic question about a name of its own."""
     return bool(re.match(r"^\s*(?:ما|من)\s+(?:هو|هي|هم)\s+\S+", question))
 
 
-def _covered(stems: Sequence[str], context: _Context, document_text: DocumentText | None) -> float:
-    """Share of ``stems`` that occur in the conversation so far (question, reply, cited articles)."""
-    if not stems:
-        return 1.0
-    texts = [context.question, context.answer]
-    if document_text is not None and context.documents:
-        texts += list(document_text(context.documents))
-    known = {stem(t) for text in texts for t in tokenize(text)}
-    return sum(1 for s in stems if s in known) / len(stems)
+@dataclass(frozen=True)
+class _Known:
+    """The words of the conversation so far (question, reply, cited articles), for "already there?"."""
+
+    stems: frozenset[str]
+    latin: frozenset[str]  # lower-case Latin words
+    skeletons: frozenset[str]  # consonant skeletons of the Arabic words (names across scripts)
+
+    @classmethod
+    def of(cls, context: _Context, document_text: DocumentText | None) -> _Known:
+        texts = [context.question, context.answer]
+        if document_text is not None and context.documents:
+            texts += list(document_text(context.documents))
+        terms = {t for text in texts for t in tokenize(text)}
+        skeletons = {s for t in terms if not t.isascii() for s in arabic_skeletons(t)}
+        return cls(frozenset(stem(t) for t in terms), frozenset(t for t in terms if t.isascii()),
+                   frozenset(skeletons))
+
+    def has_name(self, name: str) -> bool:
+        """A Latin-script name found as is, or transliterated ("Kurdistan" / «كردستان»)."""
+        if name.lower().strip("'") in self.latin:
+            return True
+        skeleton = latin_skeleton(name)
+        if len(skeleton) < MIN_SKELETON:
+            return True  # too short to tell ("EU", "UN"): no evidence of a new topic
+        return same_name(skeleton, self.skeletons)
+
+    def covered(self, own: Sequence[tuple[str, str]]) -> float:
+        """Share of the question's content words already in the conversation."""
+        if not own:
+            return 1.0
+        found = sum(1 for s, surface in own
+                    if s in self.stems or (surface[:1].isupper() and self.has_name(surface)))
+        return found / len(own)
 
 
 # -- fragments ("and in Syria?") ------------------------------------------------------------------
@@ -325,6 +394,9 @@ def _substitute(earlier: str, fragment: str, lang: str) -> str:
     body = _TRAILING_RE.sub("", earlier)
     mark = "؟" if lang == "ar" or detect_language(earlier) == "ar" else "?"
     fragment = fragment.strip()
+    if lang == "ar" and re.match(r"^[وف][^\sال]\S{2,}", fragment) and not normalize(fragment).startswith(
+            ("وزير", "وزار", "ولاي", "وكال", "وفد")):
+        fragment = fragment[1:]  # «وتحالف سائرون» → «تحالف سائرون»
     if not fragment:
         return earlier
     year = _YEAR_RE.search(fragment)
@@ -344,10 +416,20 @@ def _substitute(earlier: str, fragment: str, lang: str) -> str:
             return f"{body[:start]}{fragment}{body[end:]}{mark}"
         return f"{body} {fragment}{mark}"
     places = [s for s in spans if not _YEAR_RE.search(s[3])]
-    if places and (lang == "ar" or fragment[:1].isupper()):
+    arabic = lang == "ar" or detect_language(fragment) == "ar"
+    common = normalize(head).startswith("ال") if arabic else not fragment[:1].isupper()
+    if places and (not common or (arabic and normalize(places[-1][3].strip()).startswith("ال")
+                                  and len(places[-1][3].split()) == 1)):
+        # "What about Syria?" after "… in Iraq?": the place; «والكويت؟» after «… في العراق؟» too.
         _, start, end, _ = places[-1]
         preposition = body[start:].split(maxsplit=1)[0]
         return f"{body[:start]}{preposition} {fragment}{body[end:]}{mark}"
+    if common:
+        # "And the US ambassador?" after "Who is Iraq's prime minister?": the same question of it.
+        frame = (_AR_WH_FRAME_RE if detect_language(earlier) == "ar" else _EN_WH_FRAME_RE).match(body)
+        if frame and frame.end() < len(body):
+            tail = f" {body[spans[-1][1]:spans[-1][2]]}" if spans and spans[-1][1] >= frame.end() else ""
+            return f"{body[:frame.end()].rstrip()} {fragment}{tail}{mark}"
     return f"{body} {fragment}{mark}"
 
 

@@ -240,3 +240,36 @@ def test_the_schema_documents_the_layout_and_the_conversation(settings: Settings
         assert [(b["kind"], b["dir"]) for b in body["blocks"]] == [("lead", "rtl"), ("quote", "rtl")]
         too_many = [{**turns[1], "document_ids": [f"d{i}" for i in range(51)]}]
         assert client.post("/v1/ask", json={"question": "q?", "history": too_many}).status_code == 400
+
+
+@pytest.mark.parametrize(("earlier", "question", "resolved"), [
+    ("Who is Iraq's prime minister?", "And the US ambassador?", "Who is the US ambassador?"),
+    ("Who is the president of Iraq?", "And the prime minister?", "Who is the prime minister of Iraq?"),
+    (TROOPS_EN, "Syria?", "How many US troops are in Syria?"),
+    (TROOPS_AR, "والكويت؟", "كم عدد الجنود الأمريكيين في الكويت؟"),
+    ("من هو رئيس الوزراء العراقي؟", "والسفير الأمريكي؟", "من هو السفير الأمريكي؟"),
+])
+def test_a_bare_fragment_asks_the_earlier_question_of_something_else(earlier: str, question: str,
+                                                                     resolved: str) -> None:
+    r = resolve(question, history(earlier))
+    assert r.followup and r.question == resolved
+
+
+@pytest.mark.parametrize(("earlier", "question", "followup"), [
+    # "that" opening a relative clause, and a pronoun inside one, point to their own noun.
+    (TROOPS_EN, "How many people were killed in the protests that started in Basra in July 2018?", False),
+    (TROOPS_EN, "Who leads the Fatah alliance that came second in the 2018 Iraqi election?", False),
+    ("في أي سنة توفي تسلا؟", "كم عدد جوائز غرامي التي فازت بها ليدي غاغا؟", False),
+    ("في أي سنة توفي تسلا؟", "وأين عاش؟", True),
+    # "there" at the end points back; "are there" does not.
+    ("Who is the president of Iraq?", "Who is the prime minister there?", True),
+    ("كم عدد الجنود الأمريكيين في العراق؟", "ومن السفير الأمريكي هناك؟", True),
+    # A name the conversation already holds (in Arabic script) is no new topic; one it lacks is.
+    ("How large is Iraq's 2018 federal budget?", "And what share goes to the Kurdistan region?", True),
+    ("How large is Iraq's 2018 federal budget?", "And who won the World Cup final in Moscow?", False),
+])
+def test_pronouns_openers_and_names_decide_with_the_conversation(earlier: str, question: str,
+                                                                 followup: bool) -> None:
+    article = "وتبلغ حصة إقليم كردستان من الموازنة 12.6 في المئة، وأقرها البرلمان."
+    r = resolve(question, history(earlier), lambda ids: [article])
+    assert r.followup is followup, r.reason
