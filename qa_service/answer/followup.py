@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from qa_service.answer.question import Kind, question_kind, stem
@@ -55,6 +56,8 @@ MAX_CARRIED: Final = 8
 # A short answer carried along is at most this long (a name, not a sentence).
 MAX_CARRIED_ANSWER_CHARS: Final = 60
 PRIOR_DOCUMENTS: Final = 3
+# Texts (articles cited, earlier turns) whose words are remembered between questions.
+KNOWN_TEXTS_CACHED: Final = 256
 
 
 def _terms(*words: str) -> frozenset[str]:
@@ -192,31 +195,39 @@ def _resolve_one(question: str, context: _Context | None, document_text: Documen
     pronoun = _pronoun(rest, lang)
     fragment = _TRAILING_RE.sub("", rest).strip()
     bare = not opener and len(fragment.split()) <= FRAGMENT_MAX_WORDS
-    if (opener or bare) and fragment and not _has_question_word(fragment, lang) and not pronoun:
-        known = _Known.of(context, document_text)
-        if len(stems) <= PRONOUN_MAX_OWN or known.covered(own) >= MIN_COVERED:
-            resolved = _substitute(context.question, fragment, lang)
-            why = f"fragment after “{opener.strip()}”" if opener else "a fragment without a question word"
-            return _followup(question, resolved, resolved, context, why)
+    is_fragment = (opener or bare) and fragment and not _has_question_word(fragment, lang) and not pronoun
+    if is_fragment and (len(stems) <= PRONOUN_MAX_OWN
+                        or _Known.of(context, document_text).covered(own) >= MIN_COVERED):
+        resolved = _substitute(context.question, fragment, lang)
+        why = f"fragment after “{opener.strip()}”" if opener else "a fragment without a question word"
+        return _followup(question, resolved, resolved, context, why)
     if not stems:
         wh = _TRAILING_RE.sub("", rest or question)
         if opener and _has_question_word(wh, lang) and len(wh.split()) <= 2:
             resolved = _with_question_word(context.question, wh, lang)
             return _followup(question, resolved, resolved, context, f"only a question word: “{wh}”")
         return _carry(question, context, own, "no content word of its own")
-    known = _Known.of(context, document_text)
-    covered = known.covered(own)
+    # What the conversation already holds is read only when a rule needs it (articles cost a few ms).
+    lazy: list[_Known] = []
+
+    def known() -> _Known:
+        if not lazy:
+            lazy.append(_Known.of(context, document_text))
+        return lazy[0]
+
+    names = _names(question) if lang == "en" else []
     # A name of its own that the conversation never mentioned marks a new topic (English: capitals).
-    new_name = next((n for n in _names(question) if not known.has_name(n)), None) if lang == "en" else None
-    if pronoun and not (new_name and len(stems) > PRONOUN_MAX_OWN and covered < MIN_COVERED):
+    new_name = next((n for n in names if not known().has_name(n)), None) if names else None
+    if pronoun and not (new_name and len(stems) > PRONOUN_MAX_OWN and known().covered(own) < MIN_COVERED):
         return _carry(question, context, own, f"refers back with “{pronoun}”")
-    if opener and (len(stems) <= OPENER_MAX_OWN or covered >= MIN_COVERED or (lang == "en" and not new_name)):
+    if opener and (len(stems) <= OPENER_MAX_OWN or (lang == "en" and not new_name)
+                   or known().covered(own) >= MIN_COVERED):
         return _carry(question, context, own, f"continues with “{opener.strip()}”")
     if not pronoun and not opener:
         if len(stems) <= UNMARKED_SHORT and not new_name and not (
-                lang == "ar" and covered == 0.0 and _asks_about_a_name(question)):
+                lang == "ar" and _asks_about_a_name(question) and known().covered(own) == 0.0):
             return _carry(question, context, own, "one content word of its own")
-        if len(stems) <= UNMARKED_MAX_OWN and covered >= 1.0:
+        if len(stems) <= UNMARKED_MAX_OWN and known().covered(own) >= 1.0:
             return _carry(question, context, own, "every content word is already in the conversation")
     if new_name:
         return alone(question, f"a new topic: it names “{new_name}”")
@@ -350,6 +361,15 @@ def _asks_about_a_name(question: str) -> bool:
     return bool(re.match(r"^\s*(?:ما|من)\s+(?:هو|هي|هم)\s+\S+", question))
 
 
+@lru_cache(maxsize=KNOWN_TEXTS_CACHED)
+def _words_of(text: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(stems, Latin words, Arabic consonant skeletons) of a text; articles recur turn after turn."""
+    terms = set(tokenize(text))
+    skeletons = {s for t in terms if not t.isascii() for s in arabic_skeletons(t)}
+    return (frozenset(stem(t) for t in terms), frozenset(t for t in terms if t.isascii()),
+            frozenset(skeletons))
+
+
 @dataclass(frozen=True)
 class _Known:
     """The words of the conversation so far (question, reply, cited articles), for "already there?"."""
@@ -363,10 +383,9 @@ class _Known:
         texts = [context.question, context.answer]
         if document_text is not None and context.documents:
             texts += list(document_text(context.documents))
-        terms = {t for text in texts for t in tokenize(text)}
-        skeletons = {s for t in terms if not t.isascii() for s in arabic_skeletons(t)}
-        return cls(frozenset(stem(t) for t in terms), frozenset(t for t in terms if t.isascii()),
-                   frozenset(skeletons))
+        parts = [_words_of(text) for text in texts]
+        return cls(frozenset().union(*(p[0] for p in parts)), frozenset().union(*(p[1] for p in parts)),
+                   frozenset().union(*(p[2] for p in parts)))
 
     def has_name(self, name: str) -> bool:
         """A Latin-script name found as is, or transliterated ("Kurdistan" / «كردستان»)."""
