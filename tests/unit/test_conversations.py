@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
 
 from qa_service.errors import BadInputError
@@ -14,7 +16,7 @@ from qa_service.eval.conversations import is_conversation_file, load_conversatio
 from qa_service.eval.metrics import contains_answer
 from qa_service.eval.options import EvalOptions, Threshold
 from qa_service.eval.runner import EXIT_OK, EXIT_THRESHOLD, evaluate
-from qa_service.models import Document
+from qa_service.models import AskRequest, Document
 from qa_service.samples import SAMPLE_DIR
 from qa_service.service import QAService
 from qa_service.settings import Settings
@@ -142,3 +144,35 @@ def test_eval_asks_each_follow_up_with_its_history_and_alone(settings: Settings,
                          thresholds=(Threshold("max", "server_p50_ms", 0.0),))
     assert evaluate(strict, settings, service_factory=lambda s: QAService(s, FakeEncoder())).exit_code \
         == EXIT_THRESHOLD
+
+
+def test_eval_over_http_sends_the_history_with_the_cited_documents(settings: Settings,
+                                                                  tmp_path: Path) -> None:
+    service = QAService(settings, FakeEncoder())
+    service.ingest([SEED, SYRIA])
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/readyz":
+            return httpx.Response(200, json={"status": "ready", "model": "fake", "documents": 2})
+        if request.url.path.startswith("/v1/documents/"):
+            doc = service.store.get_document(request.url.path.rsplit("/", 1)[1])
+            return httpx.Response(200, json={"id": doc.id, "text": doc.text} if doc else {})
+        bodies.append(json.loads(request.content))
+        answer = service.ask(msgspec.json.decode(request.content, type=AskRequest))
+        return httpx.Response(200, content=msgspec.json.encode(answer))
+
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"id": "c", "turns": [
+        {"question": "كم عدد الجنود الأمريكيين في العراق؟", "answers": ["2500"], "type": "first"},
+        {"question": "وفي سوريا؟", "answers": ["2000"], "type": "followup"}]}, ensure_ascii=False),
+        encoding="utf-8")
+    try:
+        run = evaluate(EvalOptions(dataset=path, url="http://qa.test", out=tmp_path / "o", concurrency=1),
+                       settings, transport=httpx.MockTransport(handler))
+    finally:
+        service.close()
+    assert run.exit_code == EXIT_OK
+    assert [len(b["history"]) for b in bodies] == [0, 2, 0]  # the follow-up with history, then alone
+    assert bodies[1]["history"][1]["document_ids"] == ["seed"]
+    assert run.result["summary"]["followup/history"]["cited_accuracy"] == 1.0
