@@ -57,10 +57,13 @@ def answer_blocks(answer: str, citations: Sequence[Citation], lang: str) -> list
         else:
             block_lang = lang
             markers = [int(n) for n in _MARKER_RE.findall(_without_quotes(text, quotes))]
-            kind = "lead" if not blocks and citations else "text"
+            kind = "text"
         blocks.append(AnswerBlock(kind=kind, text=text, start=start, end=end, lang=block_lang,
                                   dir="rtl" if block_lang == "ar" else "ltr",
                                   citations=list(dict.fromkeys(markers))))
+    # The first paragraph leads when quotes follow it (the extractive layout); an LLM's prose is text.
+    if blocks and blocks[0].kind == "text" and any(b.kind == "quote" for b in blocks):
+        blocks[0].kind = "lead"
     return blocks
 
 

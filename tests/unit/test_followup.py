@@ -151,7 +151,7 @@ def test_blocks_give_each_paragraph_its_direction() -> None:
     assert all(answer[b.start:b.end] == b.text for b in blocks)
     # Prose without quotes (an LLM's, an abstention) is text in the answer's language.
     llm = answer_blocks("Baghdad announced it [1].", [_citation(1, quote)], "en")
-    assert [(b.kind, b.dir) for b in llm] == [("lead", "ltr")]
+    assert [(b.kind, b.dir) for b in llm] == [("text", "ltr")]
     assert [b.kind for b in answer_blocks("لا تحتوي المجموعة على إجابة.", [], "ar")] == ["text"]
 
 
