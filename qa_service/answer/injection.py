@@ -19,7 +19,12 @@ _INSTRUCTION_RE: Final = re.compile(
     r"|<<<|>>>|\{\{|\}\}"
     r"|\byou are (?:now )?(?:an? |the )?(?:ai|assistant|language model|chatbot|llm)\b"
     r"|\b(?:reply|respond|answer|say|write|output)\b[^.!?\n]{0,60}\bcite\s*\[\d+\]"
+    # Requests for a model's secrets: the tail of an injection whose trigger was split off.
+    r"|\b(?:reveal|print|show|output|leak|disclose|dump|repeat|display)\b[^.!?\n]{0,30}"
+    r"\b(?:your|the system|the hidden|the secret)\b[^.!?\n]{0,30}"
+    r"\b(?:api[ -]?keys?|prompts?|passwords?|secrets?|credentials|tokens?|instructions)\b"
     r"|(?:تجاهل|انس|تجاوز)[^.!؟\n]{0,40}(?:التعليمات|الأوامر|التوجيهات)"
+    r"|(?:اكشف|أظهر|اظهر|اطبع|أعطني)[^.!؟\n]{0,40}(?:مفاتيح|مفتاح|كلمات? المرور|كلمة السر|التعليمات)"
     r"|(?:تعليمات|رسالة) النظام",
     re.IGNORECASE,
 )

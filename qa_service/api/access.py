@@ -8,7 +8,9 @@ Each route handler declares its access in ``opt={"access": ...}``:
 
 Rate limits apply to reads and writes, per client address. The address is the TCP peer;
 ``X-Forwarded-For`` counts only when the peer is one of ``QA_TRUSTED_PROXIES``, and then
-only the hops those proxies appended, so a client cannot pick its own bucket.
+only the hops those proxies appended, so a client cannot pick its own bucket. Loopback
+clients are exempt unless ``QA_RATE_LIMIT_LOOPBACK`` is set (the server must see the real
+TCP peer for this to be safe: see ``qa_service.api.server``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,26 @@ class ClientAddresses:
         return client
 
 
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` is this machine (127.0.0.0/8, ::1, or IPv4-mapped 127.x)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def open_writes_warning(settings: Settings) -> str | None:
+    """A start-up warning when anyone who can reach a non-loopback bind may write, else None."""
+    if settings.api_keys or settings.host == "localhost" or is_loopback(settings.host):
+        return None
+    return (f"writes are open: the server listens on {settings.host} without QA_API_KEYS, so "
+            "anyone who can reach it may add, replace or delete documents; set QA_API_KEYS "
+            "(or bind to 127.0.0.1)")
+
+
 class RateLimiter:
     """Token buckets per client: ``rate`` requests per second, bursts of ``burst``."""
 
@@ -149,6 +171,7 @@ class AccessControl:
         self.addresses = ClientAddresses(settings.trusted_proxies)
         self.limiter = (RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst)
                         if settings.rate_limit_per_s > 0 else None)
+        self.limit_loopback = settings.rate_limit_loopback
 
     def client(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         peer = connection.client.host if connection.client else None
@@ -158,9 +181,10 @@ class AccessControl:
         """Raise RateLimitedError or UnauthorizedError; return when the request may proceed."""
         if access not in (READ, WRITE):
             return
-        if self.limiter is not None:
+        client = self.client(connection)
+        if self.limiter is not None and (self.limit_loopback or not is_loopback(client)):
             # Before the key check, so that guessing keys is rate limited too.
-            wait = self.limiter.acquire(self.client(connection))
+            wait = self.limiter.acquire(client)
             if wait > 0:
                 raise RateLimitedError(
                     f"too many requests from this client: the limit is {self.limiter.rate:g} per "

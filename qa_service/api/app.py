@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 import anyio.to_thread
 import msgspec
@@ -21,11 +23,17 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
-from qa_service.api import access, metrics
-from qa_service.api.openapi import ASK_RESPONSES, DocumentsUpload, SSEAnswer
+from qa_service.api import access, limits, metrics
+from qa_service.api.openapi import ASK_RESPONSES, RENDER_PLUGINS, DocumentsUpload, SSEAnswer
 from qa_service.api.problems import EXCEPTION_HANDLERS, problem_responses
 from qa_service.api.web import WEB_ROUTES
-from qa_service.errors import BadInputError, NotFoundError, NotReadyError, PayloadTooLargeError
+from qa_service.errors import (
+    BadInputError,
+    NotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+)
 from qa_service.ingest.documents import document_from_mapping, parse_datetime
 from qa_service.models import Answer, AskRequest, Document, Filters, Passage
 from qa_service.service import QAService
@@ -36,6 +44,7 @@ log = logging.getLogger(__name__)
 ServiceFactory = Callable[[Settings], QAService]
 SSE_DELTA_CHARS = 24
 BEARER = "bearerAuth"
+LOADING_RETRY_AFTER_S = 2  # the model and index load in a few seconds
 # The schema is the same for every configuration: a bearer key, or none when the server has
 # no QA_API_KEYS (writes) or does not set QA_READ_REQUIRES_KEY (reads).
 KEY_WHEN_CONFIGURED: list[dict[str, list[str]]] = [{}, {BEARER: []}]
@@ -90,7 +99,10 @@ class _Holder:
 
     def get(self) -> QAService:
         if self.service is None:
-            raise NotReadyError(self.error or "the model and index are still loading; retry shortly")
+            if self.error is not None:  # a failed load does not heal by waiting: no Retry-After
+                raise NotReadyError(self.error)
+            raise NotReadyError("the model and index are still loading; retry after the Retry-After "
+                                "delay", retry_after_s=LOADING_RETRY_AFTER_S)
         return self.service
 
 
@@ -129,19 +141,19 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
                       allow_headers=["Authorization", "Content-Type", "Accept"],
                       expose_headers=["Retry-After"]) if settings.cors_origins else None
     app_metrics = metrics.Metrics(holder)
-    return Litestar(
+    app = Litestar(
         route_handlers=[ask, search, add_documents, get_document, delete_document, healthz, readyz,
                         prometheus_metrics, *WEB_ROUTES],
         dependencies={"service": Provide(provide_service, sync_to_thread=False),
                       "holder": Provide(provide_holder, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=limits.QARequest,
         lifespan=[lifespan],
         cors_config=cors,
-        guards=[access.access_guard],
-        middleware=[metrics.MetricsMiddleware(app_metrics)],
+        guards=[access.access_guard, limits.body_type_guard],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
-            title="qa-service", version="0.1.0",
+            title="qa-service", version="0.1.0", render_plugins=RENDER_PLUGINS,
             description="Cited answers from news articles (Arabic/English). Errors are RFC 9457 "
                         "problem+json. Writes need `Authorization: Bearer <key>` when the server "
                         "has API keys; reads too when it sets QA_READ_REQUIRES_KEY.",
@@ -150,8 +162,12 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
                                        description="one of the keys in QA_API_KEYS")}),
         ),
         state=State({"settings": settings, access.STATE_KEY: access.AccessControl(settings),
+                     limits.STATE_KEY: limits.Gates(settings),
                      metrics.STATE_KEY: app_metrics}),
     )
+    # Outside routing and error handling, so that every request is counted.
+    app.asgi_handler = metrics.MetricsMiddleware(app.asgi_handler, app_metrics)
+    return app
 
 
 # -- questions --------------------------------------------------------------------------
@@ -160,13 +176,14 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
 ASK_SUMMARY = "Answer a question with citations (JSON, or SSE with Accept: text/event-stream)"
 
 
-@post("/v1/ask", sync_to_thread=True, status_code=200, summary=ASK_SUMMARY,
-      opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED, responses=ASK_RESPONSES,
+@post("/v1/ask", status_code=200, summary=ASK_SUMMARY,
+      opt={access.ACCESS_OPT: access.READ, limits.BODY_OPT: limits.JSON},
+      security=KEY_WHEN_CONFIGURED, responses=ASK_RESPONSES,
       operation_class=SSEAnswer)
-def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService],
-        request: Request[Any, Any, Any]) -> Response[Any]:
+async def ask(data: JSONBody[AskRequest], service: NamedDependency[QAService],
+              request: Request[Any, Any, Any]) -> Response[Any]:
     check_ask(data, request.app.state.settings)
-    answer = service.ask(data)
+    answer = await limits.run_admitted(request, service.ask, data)
     if "text/event-stream" in request.headers.get("accept", ""):
         return ServerSentEvent(_sse_events(answer))
     return Response(answer)
@@ -204,10 +221,11 @@ def check_dates(after: str | None, before: str | None, prefix: str = "") -> None
     parse_datetime(before, f"{prefix}published_before")
 
 
-@get("/v1/search", sync_to_thread=True, summary="Ranked passages without composing an answer",
+@get("/v1/search", summary="Ranked passages without composing an answer",
      opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED,
      responses=problem_responses(400, 401, *V1_PROBLEMS))
-def search(
+async def search(
+    request: Request[Any, Any, Any],
     service: NamedDependency[QAService],
     q: Annotated[str, Parameter(description="the question or query", min_length=1)],
     k: Annotated[int, Parameter(ge=1, description="number of passages")] = 10,
@@ -221,7 +239,7 @@ def search(
     if source or lang or published_after or published_before:
         filters = Filters(source=source, lang=lang, published_after=published_after,
                           published_before=published_before)
-    passages, timings = service.search(q, k, filters)
+    passages, timings = await limits.run_admitted(request, service.search, q, k, filters)
     return SearchResponse(passages=passages, timings_ms=msgspec.structs.asdict(timings))
 
 
@@ -230,43 +248,87 @@ def search(
 
 @post("/v1/documents", status_code=201,
       summary="Add or replace documents: one object, a list, or application/x-ndjson",
-      opt={access.ACCESS_OPT: access.WRITE}, security=KEY_WHEN_CONFIGURED,
-      operation_class=DocumentsUpload,
-      responses=problem_responses(400, 401, 409, 413, *V1_PROBLEMS, 507))
+      opt={access.ACCESS_OPT: access.WRITE, limits.BODY_OPT: limits.JSON_OR_NDJSON},
+      security=KEY_WHEN_CONFIGURED, operation_class=DocumentsUpload,
+      responses=problem_responses(400, 401, 408, 409, 413, 415, *V1_PROBLEMS, 507))
 async def add_documents(service: NamedDependency[QAService],
                         request: Request[Any, Any, Any]) -> IngestResponse:
     settings: Settings = request.app.state.settings
-    body = await request.body()
-    docs = parse_documents(body, request.headers.get("content-type", ""),
-                           settings.max_batch_documents)
-    report = await anyio.to_thread.run_sync(service.ingest, docs)
+    gates: limits.Gates = request.app.state[limits.STATE_KEY]
+    # The body is read in turn, so uploads waiting for the writer hold no memory; it is read
+    # as a stream (not kept by the request) so it is freed once decoded.
+    async with gates.writes.slot(service.settings.writer_wait_s, gates.refuse_write):
+        body = bytearray()
+        try:
+            with anyio.fail_after(settings.body_timeout_s):  # a stalled sender holds the writer
+                async for chunk in request.stream():
+                    body += chunk
+        except TimeoutError:
+            raise RequestTimeoutError(f"the body did not arrive within {settings.body_timeout_s:g} s "
+                                      "(QA_BODY_TIMEOUT_S); send it faster or in smaller requests") from None
+        docs = await anyio.to_thread.run_sync(
+            parse_documents, body, request.headers.get("content-type", ""),
+            settings.max_batch_documents, settings.max_document_chars)
+        del body
+        ids = [d.id for d in docs]
+        stop = threading.Event()
+        ingest = functools.partial(service.ingest, _consume(docs), stop=stop.is_set)
+        report = await limits.run_until_client_leaves(request, ingest, stop=stop)
     return IngestResponse(added=report.added, updated=report.updated, unchanged=report.unchanged,
-                          chunks=report.chunks, ids=[d.id for d in docs])
+                          chunks=report.chunks, ids=ids)
+
+
+def _consume(docs: list[Document]) -> Iterator[Document]:
+    """Each document once, forgotten as it is handed out: a batch's text is freed once stored."""
+    docs.reverse()
+    while docs:
+        yield docs.pop()
 
 
 @get("/v1/documents/{doc_id:path}", sync_to_thread=True, summary="A stored document",
      opt={access.ACCESS_OPT: access.READ}, security=KEY_WHEN_CONFIGURED,
-     responses=problem_responses(401, 404, *V1_PROBLEMS))
-def get_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> Document:
-    doc_id = _document_id(doc_id)
+     responses=problem_responses(400, 401, 404, *V1_PROBLEMS))
+def get_document(service: NamedDependency[QAService], doc_id: FromPath[str],
+                 request: Request[Any, Any, Any]) -> Document:
+    doc_id = _document_id(request, doc_id)
     doc = service.store.get_document(doc_id)
     if doc is None:
         raise NotFoundError(f"no document with id {doc_id!r}")
     return doc
 
 
-@delete("/v1/documents/{doc_id:path}", sync_to_thread=True, status_code=204,
+@delete("/v1/documents/{doc_id:path}", status_code=204,
         summary="Delete a document and its chunks", opt={access.ACCESS_OPT: access.WRITE},
-        security=KEY_WHEN_CONFIGURED, responses=problem_responses(401, 404, 409, *V1_PROBLEMS, 507))
-def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str]) -> None:
-    doc_id = _document_id(doc_id)
-    if not service.delete(doc_id):
+        security=KEY_WHEN_CONFIGURED, responses=problem_responses(400, 401, 404, 409, *V1_PROBLEMS, 507))
+async def delete_document(service: NamedDependency[QAService], doc_id: FromPath[str],
+                          request: Request[Any, Any, Any]) -> None:
+    doc_id = _document_id(request, doc_id)
+    if not await anyio.to_thread.run_sync(service.has_document, doc_id):  # no wait for the writer
+        raise NotFoundError(f"no document with id {doc_id!r}")
+    gates: limits.Gates = request.app.state[limits.STATE_KEY]
+    async with gates.writes.slot(service.settings.writer_wait_s, gates.refuse_write):
+        deleted = await anyio.to_thread.run_sync(service.delete, doc_id)
+    if not deleted:
         raise NotFoundError(f"no document with id {doc_id!r}")
 
 
-def _document_id(path: str) -> str:
-    """Ids may contain "/" (e.g. ``xquad-ar/Super_Bowl_50/0``): the route takes the rest of the path."""
-    return path.removeprefix("/")
+DOCUMENTS_PREFIX = b"/v1/documents/"
+
+
+def _document_id(request: Request[Any, Any, Any], routed: str) -> str:
+    """The id in the rest of the path, e.g. ``xquad-ar/Super_Bowl_50/0``, decoded once.
+
+    Read from the raw path because routing drops leading, trailing and repeated slashes and
+    decodes twice: ids such as ``https://example.org/a`` or ``a%41`` would be unreachable.
+    """
+    raw: bytes = request.scope.get("raw_path") or b""
+    _, found, rest = raw.partition(DOCUMENTS_PREFIX)
+    if not found:  # a server that gives no raw path
+        return routed.removeprefix("/")
+    try:
+        return unquote_to_bytes(rest).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInputError("the document id in the path is not UTF-8 once percent-decoded") from None
 
 
 # -- health -----------------------------------------------------------------------------
@@ -282,8 +344,10 @@ async def healthz() -> Health:
 def readyz(holder: NamedDependency[_Holder]) -> Response[Health]:
     service = holder.service
     if service is None:
-        return Response(Health(status="loading" if holder.error is None else "failed",
-                               detail=holder.error), status_code=503)
+        if holder.error is not None:
+            return Response(Health(status="failed", detail=holder.error), status_code=503)
+        return Response(Health(status="loading"), status_code=503,
+                        headers={"Retry-After": str(LOADING_RETRY_AFTER_S)})
     docs, chunks = service.store.counts()
     return Response(Health(status="ready", documents=docs, chunks=chunks,
                            generation=service.index.manifest.name, model=service.encoder.model_id))
@@ -296,24 +360,36 @@ def prometheus_metrics(request: Request[Any, Any, Any]) -> bytes:
     return app_metrics.render()
 
 
-def parse_documents(body: bytes, content_type: str, limit: int) -> list[Document]:
-    """One JSON object, a JSON list, or NDJSON lines → validated documents."""
-    if not body.strip():
+def parse_documents(body: bytes | bytearray, content_type: str, limit: int,
+                    max_chars: int) -> list[Document]:
+    """One JSON object, a JSON list, or NDJSON lines → validated documents (in a worker thread).
+
+    The body is never copied whole (no strip, no splitlines): an upload at the body limit
+    costs the body and its decoded text, not several copies of it.
+    """
+    if not body or body.isspace():
         raise BadInputError("the body is empty; send a JSON document, a list, or NDJSON")
     raw: list[Any] = []
-    if "ndjson" in content_type or "jsonl" in content_type:
-        for number, line in enumerate(body.splitlines(), start=1):
-            if line.strip():
-                raw.append(_decode_json(line, f"line {number}"))
+    if limits.is_ndjson(content_type):
+        for number, line in _lines(body):
+            if len(raw) >= limit:
+                raise PayloadTooLargeError(f"more than {limit} documents in one request; the limit "
+                                           f"is {limit} (QA_MAX_BATCH_DOCUMENTS)")
+            raw.append(_decode_json(line, f"line {number}"))
     else:
         decoded = _decode_json(body, "the body")
         raw = decoded if isinstance(decoded, list) else [decoded]
     if not raw:
         raise BadInputError("no documents in the body; send at least one")
     if len(raw) > limit:
-        raise PayloadTooLargeError(f"{len(raw)} documents in one request; the limit is {limit}")
+        raise PayloadTooLargeError(f"{len(raw)} documents in one request; the limit is {limit} "
+                                   "(QA_MAX_BATCH_DOCUMENTS)")
     docs = []
     for i, item in enumerate(raw):
+        text = item.get("text") if isinstance(item, dict) else None
+        if isinstance(text, str) and len(text) > max_chars:
+            raise PayloadTooLargeError(f"document {i} has {len(text)} characters of text; the limit is "
+                                       f"{max_chars} (QA_MAX_DOCUMENT_CHARS): split it into articles")
         try:
             docs.append(document_from_mapping(item, extra_to_metadata=False))
         except BadInputError as exc:
@@ -321,8 +397,23 @@ def parse_documents(body: bytes, content_type: str, limit: int) -> list[Document
     return docs
 
 
-def _decode_json(data: bytes, where: str) -> Any:
+def _lines(body: bytes | bytearray) -> Iterator[tuple[int, memoryview]]:
+    """(line number, line) for the lines of ``body`` that are not blank, as views (no copies)."""
+    view = memoryview(body)
+    start = number = 0
+    while start < len(body):
+        end = body.find(b"\n", start)
+        end = len(body) if end < 0 else end
+        number += 1
+        if not body[start:end].isspace() and end > start:
+            yield number, view[start:end]
+        start = end + 1
+
+
+def _decode_json(data: bytes | bytearray | memoryview, where: str) -> Any:
     try:
         return msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise BadInputError(f"{where} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadInputError(f"{where} {limits.TOO_DEEP}") from None

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4"
 STATE_KEY = "metrics"
 UNMATCHED_ROUTE = "unmatched"
+CLIENT_CLOSED = 499
 # Seconds: question answering is 10 ms – a few s on CPU; uploads of a batch can take minutes.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
 
@@ -90,30 +90,44 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-class MetricsMiddleware(ASGIMiddleware):
-    """Counts and times every routed HTTP request by its route template and status."""
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template and status.
 
-    scopes = (ScopeType.HTTP,)
+    It wraps the whole app, routing included, so requests to unrouted paths count (as
+    ``route="unmatched"``). A client that leaves before its response is complete counts as
+    499 (nginx's "client closed request"), whatever the app then answered to nobody.
+    """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
         self.metrics = metrics
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        status = 500
+        status = 500  # when the app fails before it answers
+        complete = gone = False
+
+        async def receive_and_watch() -> ReceiveMessage:
+            nonlocal gone
+            message = await receive()
+            # After a complete response servers answer "disconnect" to every receive: not a leave.
+            gone = gone or (message["type"] == "http.disconnect" and not complete)
+            return message
 
         async def send_and_watch(message: Message) -> None:
-            nonlocal status
+            nonlocal status, complete
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete = True
             await send(message)
 
         try:
-            await next_app(scope, receive, send_and_watch)
-        except Exception as exc:  # answered by the outer exception handler with this status
-            status = int(getattr(exc, "status_code", 500))
-            raise
+            await self.app(scope, receive_and_watch, send_and_watch)
         finally:
             route = str(scope.get("path_template") or UNMATCHED_ROUTE)
-            self.metrics.observe(str(scope.get("method", "")), route, status,
-                                 time.perf_counter() - started)
+            self.metrics.observe(str(scope.get("method", "")), route,
+                                 CLIENT_CLOSED if gone else status, time.perf_counter() - started)

@@ -1,10 +1,13 @@
-"""OpenAPI parts Litestar cannot infer: the documents upload body and the SSE answer stream."""
+"""OpenAPI parts Litestar cannot infer (the documents upload body, the SSE answer stream) and the docs UI."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from litestar import Request
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
@@ -52,8 +55,9 @@ DOCUMENT_SCHEMA = Schema(
 UPLOAD_BODY = RequestBody(
     required=True,
     description=("One document, a JSON list of documents, or `application/x-ndjson` (one "
-                 "document per line). At most QA_MAX_BATCH_DOCUMENTS documents and "
-                 "QA_MAX_BODY_BYTES bytes per request (413 above)."),
+                 "document per line). At most QA_MAX_BATCH_DOCUMENTS documents, "
+                 "QA_MAX_DOCUMENT_CHARS characters of text per document and QA_MAX_BODY_BYTES "
+                 "bytes per request (413 above)."),
     content={
         "application/json": OpenAPIMediaType(schema=Schema(one_of=[
             DOCUMENT_SCHEMA, Schema(type=OpenAPIType.ARRAY, items=DOCUMENT_SCHEMA, min_items=1)])),
@@ -89,5 +93,23 @@ class SSEAnswer(Operation):
 ASK_RESPONSES: dict[int, ResponseSpec] = {
     200: ResponseSpec(data_container=Answer, generate_examples=False,
                       description="The cited answer (or an SSE stream with Accept: text/event-stream)"),
-    **problem_responses(400, 401, 413, 429, 502, 503),
+    **problem_responses(400, 401, 413, 415, 429, 502, 503),
 }
+
+
+OFFLINE_NOTE = (b'<p style="font:14px sans-serif;margin:8px 16px">Swagger UI is loaded from '
+                b'cdn.jsdelivr.net: without internet access this page stays empty. The schema itself '
+                b'is served here: <a href="/schema/openapi.json">/schema/openapi.json</a> '
+                b'(<a href="/schema/openapi.yaml">YAML</a>).</p>')
+
+
+class SwaggerWithOfflineNote(SwaggerRenderPlugin):
+    """Swagger UI (its script and styles come from a CDN), saying so where an offline user looks."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, openapi_schema).replace(b"<body>", b"<body>" + OFFLINE_NOTE, 1)
+
+
+# The docs UI at /schema and /schema/swagger; the schema as JSON and YAML (no other CDN-hosted UIs).
+RENDER_PLUGINS = [SwaggerWithOfflineNote(path=["/", "/swagger"]), JsonRenderPlugin(),
+                  YamlRenderPlugin(path=["/openapi.yaml", "/openapi.yml"])]

@@ -65,7 +65,12 @@ def validation_handler(request: Request[Any, Any, Any],
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large",
             415: "unsupported-media-type"}.get(exc.status_code, "http-error")
-    return problem(exc.status_code, _reason(exc.status_code), str(exc.detail), slug,
+    detail = str(exc.detail)
+    if exc.status_code == 413:  # Litestar's body limit says no more than its reason phrase
+        limit = request.route_handler.resolve_request_max_body_size()
+        detail = (f"the body is larger than the limit of {limit} bytes (QA_MAX_BODY_BYTES); "
+                  "send fewer or smaller documents per request")
+    return problem(exc.status_code, _reason(exc.status_code), detail, slug,
                    request.url.path, dict(exc.headers or {}))
 
 

@@ -177,8 +177,13 @@ def render_demo_page(doc: Document, base_url: str) -> str:
 
 @get("/", sync_to_thread=True, include_in_schema=False)
 def demo_page(request: Request[Any, Any, Any], holder: NamedDependency[ServiceHolder]) -> Response[str]:
-    """The chat widget beside the seed article (shown even while the model is still loading)."""
-    page = render_demo_page(seed_document(holder.service), str(request.base_url))
+    """The chat widget beside the seed article (shown even while the model is still loading).
+
+    When reads need a key the page is open but the store is not: it shows the bundled copy.
+    """
+    settings = request.app.state.settings
+    service = None if settings.read_requires_key else holder.service
+    page = render_demo_page(seed_document(service), str(request.base_url))
     return Response(page, media_type=HTML_TYPE, headers=PAGE_HEADERS)
 
 

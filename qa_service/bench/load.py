@@ -3,9 +3,10 @@
 Starts its own server on a free loopback port over the bundled sample (or uses ``--url``,
 which must be a loopback address), measures a single-client baseline, then sends a fixed
 number of questions from ``--clients`` concurrent clients within a time bound. Prints
-req/s, latency percentiles, status counts and the server's resident memory over the run,
-and writes the figures as JSON. Exits 1 when any response is not 200 or 429, or memory
-grew by more than ``--max-growth-mib`` after warm-up.
+req/s, latency percentiles, status counts, client timeouts and the server's resident memory
+over the run, and writes the figures as JSON. Exits 1 when any response is not 200, 429 or
+503 (load shed, with Retry-After), or memory grew by more than ``--max-growth-mib`` after
+warm-up.
 
 By default each client is its own user behind a trusted proxy (its own X-Forwarded-For),
 so per-client rate limits apply as in production; ``--same-client`` sends everything as one
@@ -13,6 +14,7 @@ client to watch the limiter answer 429.
 
     python -m qa_service.bench.load                       # 16 clients, 2,000 questions
     python -m qa_service.bench.load --same-client --requests 500
+    python -m qa_service.bench.load --clients 512 --timeout 5    # overload: 503s, no long waits
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ REQUEST_TIMEOUT_S: Final = 60.0
 MEMORY_SAMPLE_S: Final = 0.25
 WARMUP_FRACTION: Final = 0.1  # memory is compared from here on: caches fill during warm-up
 DEFAULT_MAX_GROWTH_MIB: Final = 64.0
-ALLOWED_STATUSES: Final = frozenset({200, 429})
+ALLOWED_STATUSES: Final = frozenset({200, 429, 503})
 WARMUP_REQUESTS: Final = 10  # before the baseline: the first questions load lazily built parts
 # Every tenth question is a popular one (asked again and again, as readers do); the others are
 # distinct, about the sample's topics, in both languages, so the query cache does not hide
@@ -72,6 +74,7 @@ class Result:
     seconds: float
     statuses: dict[str, int]
     transport_errors: int
+    timeouts: int  # no answer within --timeout (the load shedding should make these rare)
     requests_per_s: float
     answered_per_s: float  # 200 responses only
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # by status: p50/p95/p99
@@ -123,11 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             url, memory_pid = server.url, server.pid
         print(f"server {url} ready; baseline: 1 client × {args.baseline}, load: {args.clients} "
               f"clients × {args.requests} questions", file=sys.stderr)
-        _phase(url, 1, WARMUP_REQUESTS, args.max_seconds, args.same_client, None, topics, 0)
-        baseline = _phase(url, 1, args.baseline, args.max_seconds, args.same_client, None, topics,
-                          WARMUP_REQUESTS)[0]
-        load, memory = _phase(url, args.clients, args.requests, args.max_seconds, args.same_client,
-                              memory_pid, topics, WARMUP_REQUESTS + args.baseline)
+        _phase(url, 1, WARMUP_REQUESTS, args, None, topics, 0)
+        baseline = _phase(url, 1, args.baseline, args, None, topics, WARMUP_REQUESTS)[0]
+        load, memory = _phase(url, args.clients, args.requests, args, memory_pid, topics,
+                              WARMUP_REQUESTS + args.baseline)
     report: dict[str, Any] = {"url": url, "baseline": asdict(baseline), "load": asdict(load),
                               "memory": asdict(memory) if memory else None,
                               "speedup_vs_one_client": _ratio(load.answered_per_s,
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.json}")
     bad = {s: n for s, n in load.statuses.items() if int(s) not in ALLOWED_STATUSES}
     if bad or load.transport_errors:
-        print(f"FAIL: statuses other than 200/429: {bad}, transport errors: {load.transport_errors}")
+        print(f"FAIL: statuses other than 200/429/503: {bad}, transport errors: {load.transport_errors}")
         return 1
     if memory is not None and memory.growth_mib > args.max_growth_mib:
         print(f"FAIL: server memory grew {memory.growth_mib:.1f} MiB after warm-up")
@@ -162,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="QA_RATE_LIMIT_PER_S for the started server (default: its default)")
     p.add_argument("--index-dir", type=Path, default=None,
                    help="index folder for the started server (default: a temporary one)")
+    p.add_argument("--timeout", type=float, default=REQUEST_TIMEOUT_S,
+                   help="client timeout per request in seconds (timeouts are counted apart)")
     p.add_argument("--max-growth-mib", type=float, default=DEFAULT_MAX_GROWTH_MIB)
     p.add_argument("--json", type=Path, default=DEFAULT_OUT, help="where to write the figures")
     return p
@@ -186,12 +190,13 @@ def _start_server(args: argparse.Namespace, workdir: Path) -> contextlib.Abstrac
     return served(index_dir, workdir / "server.log", env, sample=True)
 
 
-def _phase(url: str, clients: int, total: int, max_seconds: float, same_client: bool,
-           memory_pid: int | None, topics: list[str], first: int) -> tuple[Result, Memory | None]:
+def _phase(url: str, clients: int, total: int, args: argparse.Namespace, memory_pid: int | None,
+           topics: list[str], first: int) -> tuple[Result, Memory | None]:
     """Ask ``total`` questions from ``clients`` threads; sample the server's memory meanwhile."""
+    max_seconds, same_client = args.max_seconds, args.same_client
     latencies: dict[int, list[float]] = {}
     statuses: Counter[int] = Counter()
-    errors = 0
+    errors = timeouts = 0
     next_index = 0
     lock = threading.Lock()
     deadline = time.monotonic() + max_seconds
@@ -210,15 +215,19 @@ def _phase(url: str, clients: int, total: int, max_seconds: float, same_client: 
             return next_index - 1
 
     def client(worker: int) -> None:
-        nonlocal errors
+        nonlocal errors, timeouts
         # Benchmark addresses (198.18.0.0/15): never routed, only ever a header value here.
         address = "198.18.0.1" if same_client else str(ipaddress.ip_address("198.18.1.0") + worker)
-        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S,
+        with httpx.Client(base_url=url, timeout=args.timeout,
                           headers={"x-forwarded-for": address}) as http:
             while (n := take()) is not None:
                 started = time.perf_counter()
                 try:
                     r = http.post("/v1/ask", json={"question": question(first + n, topics)})
+                except httpx.TimeoutException:
+                    with lock:
+                        timeouts += 1
+                    continue
                 except httpx.TransportError:
                     with lock:
                         errors += 1
@@ -250,6 +259,7 @@ def _phase(url: str, clients: int, total: int, max_seconds: float, same_client: 
     result = Result(
         clients=clients, requests=answered, seconds=round(seconds, 2),
         statuses={str(k): v for k, v in sorted(statuses.items())}, transport_errors=errors,
+        timeouts=timeouts,
         requests_per_s=round(answered / seconds, 2) if seconds else 0.0,
         answered_per_s=round(statuses[200] / seconds, 2) if seconds else 0.0,
         latency_ms={str(status): _percentiles(values) for status, values in sorted(latencies.items())},
@@ -292,10 +302,12 @@ def _print(baseline: Result, load: Result, memory: Memory | None, speedup: float
         lat = r.latency_ms.get("200", {"p50": 0.0, "p95": 0.0, "p99": 0.0})
         print(f"{name:<10}{r.clients:>8}{r.requests:>10}{r.seconds:>9.1f}{r.requests_per_s:>9.1f}"
               f"{r.answered_per_s:>9.1f}{lat['p50']:>9.1f}{lat['p95']:>9.1f}{lat['p99']:>9.1f}  "
-              f"{r.statuses}" + (f" transport errors {r.transport_errors}" if r.transport_errors else ""))
-    if "429" in load.latency_ms:
-        lat = load.latency_ms["429"]
-        print(f"429 latency ms: p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']}")
+              f"{r.statuses}" + (f" transport errors {r.transport_errors}" if r.transport_errors else "")
+              + (f" timeouts {r.timeouts}" if r.timeouts else ""))
+    for status in ("429", "503"):
+        if status in load.latency_ms:
+            lat = load.latency_ms[status]
+            print(f"{status} latency ms: p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']}")
     if speedup is not None:
         print(f"answered/s with {load.clients} clients vs 1 client: ×{speedup}")
     if memory is not None:

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from qa_service.embedding.base import Vectors
 from qa_service.errors import ModelUnavailableError
+from qa_service.quiet import library_noise_silenced
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
@@ -54,11 +55,10 @@ IR_FORMAT_VERSION: Final = 3
 _EXAMPLE_TEXTS: Final = ("hello", "a longer example text, with a few more tokens")
 _WARM_UP_QUESTIONS: Final = ("?", "how many people live in the capital city of the country today")
 _MODEL_FILES: Final = ("modules.json", "tokenizer.json", "config_sentence_transformers.json")
-# int8 passages: activation ranges are calibrated on passages of the bundled sample, chunked as
-# ingestion chunks them (192 passages in batches of 8: ~1 min, once per model). Quantising every
-# linear layer is x1.57 bf16 but cosine 0.9986 to fp32, under the 0.999 bar; keeping each
-# layer's FFN output projection (its input is the wide, heavy-tailed GELU output) in bf16 gives
-# x1.27 at cosine >= 0.9994 (measured on 256 news chunks, not the calibration data).
+# int8 passages: activation ranges calibrated on the bundled sample, chunked as ingestion chunks
+# it (~1 min, once per model). Each FFN output projection stays bf16: its input, the GELU output,
+# is wide and heavy-tailed, and quantising it takes cosine to fp32 under the 0.999 bar (figures:
+# docs/benchmarks.md, Performance).
 CALIBRATION_PASSAGES: Final = 192
 CALIBRATION_BATCH: Final = 8
 INT8_KEEP_FLOAT: Final = r".*\.output\.dense/.*"
@@ -101,8 +101,12 @@ def ir_folder(cache_root: Path, model_dir: Path) -> Path:
     return cache_root / IR_FOLDER / f"{model_dir.name}-{digest.hexdigest()[:16]}"
 
 
-def ensure_converted(model_dir: Path, cache_root: Path) -> Path:
-    """The IR folder for ``model_dir``, converting it first when missing (needs PyTorch, once)."""
+def ensure_converted(model_dir: Path, cache_root: Path,
+                     on_convert: Callable[[], None] | None = None) -> Path:
+    """The IR folder for ``model_dir``, converting it first when missing (needs PyTorch, once).
+
+    ``on_convert`` is called just before a conversion starts (the CLI announces it: it takes a
+    minute or two)."""
     for name in _MODEL_FILES:
         if not (model_dir / name).is_file():
             raise ModelUnavailableError(
@@ -115,7 +119,10 @@ def ensure_converted(model_dir: Path, cache_root: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
     try:
         started = time.perf_counter()
-        _convert(model_dir, staging)
+        if on_convert is not None:
+            on_convert()
+        with library_noise_silenced():  # tracer and deprecation warnings meant for library authors
+            _convert(model_dir, staging)
         try:
             os.rename(staging, target)
         except OSError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -102,7 +103,7 @@ def load_model_encoder(settings: Settings) -> ModelEncoder:
     return encoder
 
 
-def convert_for_backend(settings: Settings) -> Path | None:
+def convert_for_backend(settings: Settings, on_convert: Callable[[], None] | None = None) -> Path | None:
     """The OpenVINO conversion of the configured model, made if missing; None where not used."""
     if settings.encoder_backend == "torch" or importlib.util.find_spec("openvino") is None:
         return None
@@ -111,7 +112,7 @@ def convert_for_backend(settings: Settings) -> Path | None:
         return None
     from qa_service.embedding.openvino import ensure_converted
 
-    return ensure_converted(model_dir, settings.model_cache)
+    return ensure_converted(model_dir, settings.model_cache, on_convert)
 
 
 def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) -> ModelEncoder:

@@ -23,23 +23,20 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
-import httpx
 import msgspec
 import numpy as np
 
 from qa_service.errors import BadInputError, LLMError
 from qa_service.models import Answer, AskRequest, Mode, Turn
-from qa_service.settings import Settings
 
 from .datasets import EvalItem, jsonl_item
 from .metrics import QuestionRecord, grade, new_record, summarize
-from .options import EvalOptions
+from .options import EvalOptions, Threshold
 
 if TYPE_CHECKING:
     from qa_service.service import QAService
@@ -220,59 +217,26 @@ def run_in_process(service: QAService, conversations: Sequence[Conversation], op
     return records
 
 
-async def run_http(options: EvalOptions, conversations: Sequence[Conversation],
-                   transport: httpx.AsyncBaseTransport | None = None
-                   ) -> tuple[dict[str, Any], list[TurnRecord]]:
-    """The same over HTTP: conversations in parallel (``--concurrency``), turns in order."""
-    from .runner import HttpTarget, _problem
+AskOne = Callable[[EvalItem, list[Turn]], Awaitable[tuple[QuestionRecord, Answer | None]]]
 
-    assert options.url is not None
-    headers = {"authorization": f"Bearer {options.api_key}"} if options.api_key else {}
-    async with httpx.AsyncClient(base_url=options.url.rstrip("/"), timeout=options.timeout_s,
-                                 headers=headers, transport=transport) as client:
-        target = HttpTarget(client, concurrency=options.concurrency, retries=options.retries)
-        ready = await target.wait_ready()
 
-        async def ask(item: EvalItem, history: list[Turn]) -> tuple[QuestionRecord, Answer | None]:
-            body = {"question": item.question, "top_k": options.top_k, "mode": options.mode,
-                    "history": [msgspec.to_builtins(t) for t in history]}
-            response, latency_ms = await target.send("POST", "/v1/ask", json=body)
-            if response.status_code != httpx.codes.OK:
-                record = new_record(item)
-                record.error = f"HTTP {response.status_code}: {_problem(response)}"
-                return record, None
-            try:
-                answer = msgspec.json.decode(response.content, type=Answer)
-            except msgspec.DecodeError as exc:
-                record = new_record(item)
-                record.error = f"the response is not a qa-service answer: {exc}"
-                return record, None
-            texts: dict[str, str] = {}
-            unreadable: dict[str, str] = {}
-            for doc_id in {c.document_id for c in answer.citations}:
-                text, problem = await target.document_text(doc_id)
-                if text is not None:
-                    texts[doc_id] = text
-                else:
-                    unreadable[doc_id] = problem or "unreadable"
-            return grade(item, answer, latency_ms, texts, unreadable), answer
+async def run_async(conversations: Sequence[Conversation], ask: AskOne) -> list[TurnRecord]:
+    """The same through ``ask`` (over HTTP): conversations concurrently, each one's turns in order."""
 
-        async def one(conversation: Conversation) -> list[TurnRecord]:
-            out: list[TurnRecord] = []
-            history: list[Turn] = []
-            for i, turn in enumerate(conversation.turns):
-                record, answer = await ask(turn.item, history)
-                out.append(_turn_record(conversation, i, True, record, answer))
-                if i > 0:
-                    alone, alone_answer = await ask(turn.item, [])
-                    out.append(_turn_record(conversation, i, False, alone, alone_answer))
-                history = history_after(history, turn.item.question, answer)
-            return out
+    async def one(conversation: Conversation) -> list[TurnRecord]:
+        out: list[TurnRecord] = []
+        history: list[Turn] = []
+        for i, turn in enumerate(conversation.turns):
+            record, answer = await ask(turn.item, history)
+            out.append(_turn_record(conversation, i, True, record, answer))
+            if i > 0:
+                alone, alone_answer = await ask(turn.item, [])
+                out.append(_turn_record(conversation, i, False, alone, alone_answer))
+            history = history_after(history, turn.item.question, answer)
+        return out
 
-        done = await asyncio.gather(*(one(c) for c in conversations))
-    meta = {"index_dir": None, "model": ready.get("model"),
-            "documents_in_index": ready.get("documents"), "chunks_in_index": ready.get("chunks")}
-    return meta, [r for rs in done for r in rs]
+    done = await asyncio.gather(*(one(c) for c in conversations))
+    return [r for rs in done for r in rs]
 
 
 # -- summary ----------------------------------------------------------------------------------
@@ -359,57 +323,25 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any], records: Sequ
 # -- the run ----------------------------------------------------------------------------------
 
 
-def evaluate_conversations(options: EvalOptions, settings: Settings, out: Path, *,
-                           service_factory: Any = None,
-                           transport: httpx.AsyncBaseTransport | None = None) -> tuple[dict[str, Any], int]:
-    """Ask every conversation, write results.json, records.jsonl and report.md; (result, exit code)."""
-    from .runner import EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, _in_process_settings, _open_service
-
-    if options.questions_from or options.ingest:
-        raise BadInputError("conversation files are asked over an existing collection: --questions-from "
-                            "and --ingest do not apply (see tests/data/conversations/README.md)")
-    conversations = load_conversations(options.dataset)
-    if options.limit is not None:
-        conversations = conversations[:options.limit]
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    if options.url:
-        target_meta, records = asyncio.run(run_http(options, conversations, transport))
-    else:
-        settings = _in_process_settings(options, settings, out)
-        service = (service_factory or _open_service)(settings)
-        try:
-            if service.store.counts()[0] == 0:
-                raise BadInputError(f"the index at {settings.index_dir} holds no documents; ingest the "
-                                    "collection first (see tests/data/conversations/README.md)")
-            records = run_in_process(service, conversations, options)
-            docs, chunks = service.store.counts()
-            target_meta = {"index_dir": str(settings.index_dir), "model": service.encoder.model_id,
-                           "documents_in_index": docs, "chunks_in_index": chunks}
-        finally:
-            service.close()
+def write_conversation_results(out: Path, meta: dict[str, Any], records: Sequence[TurnRecord],
+                               thresholds: Sequence[Threshold]) -> dict[str, Any]:
+    """results.json, records.jsonl and report.md; the result with each threshold's verdict
+    (thresholds apply to the follow-ups asked with their history)."""
     summary = summarize_turns(records)
-    meta = {"name": options.name or options.dataset.stem, "dataset": str(options.dataset),
-            "url": options.url, "mode": options.mode, "top_k": options.top_k,
-            "conversations": len(conversations), "turns": sum(len(c.turns) for c in conversations),
-            "started_at": started_at, "seconds": round(time.perf_counter() - started, 2), **target_meta}
     result: dict[str, Any] = {"meta": meta, "summary": summary, "thresholds": []}
     followups = summary.get("followup/history", {})
-    for t in options.thresholds:  # on the follow-ups asked with their history
+    for t in thresholds:
         value = followups.get(t.metric)
         passed = value is not None and (value >= t.limit if t.kind == "min" else value <= t.limit)
         result["thresholds"].append({"metric": t.metric, "kind": t.kind, "limit": t.limit, "value": value,
                                      "passed": passed})
+    out.mkdir(parents=True, exist_ok=True)
     (out / RESULTS_FILE).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     with (out / RECORDS_FILE).open("w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
     (out / REPORT_FILE).write_text(render_markdown(meta, summary, records), encoding="utf-8")
-    if any(not t["passed"] for t in result["thresholds"]):
-        return result, EXIT_THRESHOLD
-    errors = sum(1 for r in records if r.record.error)
-    return result, EXIT_PARTIAL if errors else EXIT_OK
+    return result
 
 
 def print_conversation_summary(result: dict[str, Any], out: Path) -> None:

@@ -11,12 +11,13 @@ from urllib.parse import urlsplit
 
 from qa_service.errors import BadInputError
 from qa_service.models import Document
-from qa_service.text import detect_language
+from qa_service.text import detect_language, has_letters_or_digits
 
 KNOWN_FIELDS = frozenset({"id", "title", "text", "url", "source", "published_at", "lang", "metadata"})
 MAX_ID_CHARS = 256
 MAX_FIELD_CHARS = 2048
 MAX_TEXT_CHARS = 2_000_000
+MAX_METADATA_DEPTH = 16  # levels of objects and arrays under 'metadata'; deeper is abuse, not data
 SUPPORTED_LANGS = frozenset({"ar", "en", "other"})
 
 
@@ -33,12 +34,18 @@ def document_from_mapping(raw: Mapping[str, Any], *, extra_to_metadata: bool) ->
     text = raw.get("text")
     if not isinstance(text, str) or not text.strip():
         raise BadInputError("field 'text' is required and must be a non-empty string")
+    if not has_letters_or_digits(text):
+        raise BadInputError("field 'text' has no letters or digits (only spaces, control, zero-width, "
+                            "direction or punctuation characters): there is nothing to search")
     if len(text) > MAX_TEXT_CHARS:
         raise BadInputError(f"field 'text' has {len(text)} characters; the limit is {MAX_TEXT_CHARS}")
     metadata = raw.get("metadata")
     metadata = {} if metadata is None else metadata
     if not isinstance(metadata, Mapping):
         raise BadInputError("field 'metadata' must be a JSON object")
+    if (depth := _depth(metadata, MAX_METADATA_DEPTH)) > MAX_METADATA_DEPTH:
+        raise BadInputError(f"field 'metadata' is nested more than {depth - 1} levels deep; "
+                            f"the limit is {MAX_METADATA_DEPTH}")
     metadata = dict(metadata)
     for key in unknown:
         metadata[key] = raw[key]
@@ -102,6 +109,18 @@ def _url(value: Any) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BadInputError(f"field 'url' must be an absolute http(s) URL, got {value!r}")
     return value.strip()
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Levels of nested objects and arrays in ``value``, counted up to ``limit + 1``."""
+    deepest = 0
+    level: list[Any] = [value]
+    while level and deepest <= limit:
+        deepest += 1
+        level = [child for node in level
+                 for child in (node.values() if isinstance(node, Mapping) else node)
+                 if isinstance(child, Mapping | list)]
+    return deepest
 
 
 def _hash_id(text: str) -> str:

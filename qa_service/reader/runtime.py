@@ -17,7 +17,7 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +25,7 @@ from typing import Any, Final
 import numpy as np
 
 from qa_service.errors import ModelUnavailableError
+from qa_service.quiet import library_noise_silenced
 from qa_service.reader.features import (
     Encoded,
     Span,
@@ -110,8 +111,11 @@ def ir_folder(cache_root: Path, model_dir: Path, manifest: Manifest) -> Path:
     return cache_root / "reader" / f"reader-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
-def ensure_converted(model_dir: Path, cache_root: Path, folder: Path = WEIGHTS_DIR) -> Path:
-    """The reader's OpenVINO IR, assembled and converted first when missing (needs PyTorch, once)."""
+def ensure_converted(model_dir: Path, cache_root: Path, folder: Path = WEIGHTS_DIR,
+                     on_convert: Callable[[], None] | None = None) -> Path:
+    """The reader's OpenVINO IR, assembled and converted first when missing (needs PyTorch, once).
+
+    ``on_convert`` is called just before a conversion starts (the CLI announces it)."""
     manifest = verify_weights(folder)
     target = ir_folder(cache_root, model_dir, manifest)
     if (target / MARKER).is_file():
@@ -119,7 +123,10 @@ def ensure_converted(model_dir: Path, cache_root: Path, folder: Path = WEIGHTS_D
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
     try:
-        _convert(model_dir, folder, manifest, staging)
+        if on_convert is not None:
+            on_convert()
+        with library_noise_silenced():  # tracer warnings, the load report of the left-out pooler
+            _convert(model_dir, folder, manifest, staging)
         try:
             os.rename(staging, target)
         except OSError:

@@ -56,7 +56,7 @@ def condition(filters: Filters | None) -> Condition:
     # published_at: "on or after day A" is ">= A", "on or before day B" is "< B + 1 day".
     if after:
         cond = cond.also("d.published_at >= ?", after)
-    if before:
+    if before and before < date.max.isoformat():  # 9999-12-31 (a common "no bound") has no next day
         cond = cond.also("d.published_at < ?", (date.fromisoformat(before) + timedelta(days=1)).isoformat())
     return cond
 

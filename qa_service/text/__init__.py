@@ -8,6 +8,7 @@ from qa_service.text.lang import detect_language, script_ratio
 from qa_service.text.normalize import (
     extract_numbers,
     fold_digits,
+    has_letters_or_digits,
     light_stem,
     normalize,
     normalize_with_offsets,
@@ -22,6 +23,7 @@ __all__ = [
     "detect_language",
     "extract_numbers",
     "fold_digits",
+    "has_letters_or_digits",
     "light_stem",
     "normalize",
     "normalize_with_offsets",

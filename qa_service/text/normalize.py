@@ -587,3 +587,9 @@ def light_stem(token: str) -> str:
     if _LATIN_WORD_RE.fullmatch(token):
         return _stem_latin(token)
     return token
+
+
+def has_letters_or_digits(text: str) -> bool:
+    """Whether ``text`` has something to search for: not only spaces, controls (NUL), zero-width,
+    direction or other invisible characters, punctuation or symbols."""
+    return any(c.isalnum() for c in text)

@@ -41,7 +41,7 @@ _addresses = (f"198.51.100.{i}" for i in itertools.count(1))
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("api-http")
     env = {"QA_API_KEYS": ",".join(KEYS), "QA_TRUSTED_PROXIES": "127.0.0.1",
-           "QA_RATE_LIMIT_PER_S": "0.05", "QA_RATE_LIMIT_BURST": str(BURST),
+           "QA_RATE_LIMIT_PER_S": "0.05", "QA_RATE_LIMIT_BURST": str(BURST), "QA_RATE_LIMIT_LOOPBACK": "true",
            "QA_CORS_ORIGINS": ORIGIN, "QA_MAX_BODY_BYTES": str(MAX_BODY),
            "QA_MAX_BATCH_DOCUMENTS": str(MAX_BATCH)}
     with served(root / "index", root / "server.log", env) as live:

@@ -9,8 +9,7 @@ import pytest
 from qa_service.embedding import load_encoder
 from qa_service.embedding.base import Encoder
 from qa_service.models import AskRequest
-from qa_service.samples import ingest_sample
-from qa_service.service import QAService
+from qa_service.service import QAService, ingest_sample
 from qa_service.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -2,41 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from tests.served import serve_in_thread
 
-import httpx
-import uvicorn
-from litestar import Litestar
-
-from qa_service.bench.server import free_port
-
-STARTUP_TIMEOUT_S = 30.0
-
-
-@contextmanager
-def serve_in_thread(app: Litestar) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port until the block ends; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            raise RuntimeError(f"server on {url} did not become ready")
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+__all__ = ["serve_in_thread"]

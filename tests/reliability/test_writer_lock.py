@@ -8,6 +8,7 @@ problem with Retry-After and the CLI exits 1 with a message naming the folder.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -60,7 +61,7 @@ def test_api_answers_409_while_another_process_writes_and_200_after(tmp_path: Pa
             assert busy.status_code == 409, busy.text
             assert busy.headers["content-type"].startswith("application/problem+json")
             assert "another process" in busy.json()["detail"] and busy.headers["retry-after"]
-            assert client.delete("/v1/documents/doc-0000").status_code == 409
+            assert client.delete("/v1/documents/doc-0000").status_code == 404  # unknown: no wait
             # Readers are not blocked by a writer.
             assert client.get("/v1/search", params={"q": "cases"}).status_code == 200
         assert client.post("/v1/documents", json=docs[:5]).status_code == 201
@@ -88,3 +89,16 @@ def test_cli_ingest_says_another_process_is_writing(tmp_path: Path, monkeypatch:
     err = capsys.readouterr().err
     assert "another process" in err and str(root) in err and "retry" in err
     assert cli.main(["ingest", str(source), "--index-dir", str(root)]) == cli.EXIT_OK
+
+
+def test_deleting_an_unknown_id_is_404_at_once_while_another_process_writes(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    settings = child_settings(root).replace(rate_limit_per_s=0, writer_wait_s=5)
+    app = create_app(settings, lambda s: QAService(s, FakeEncoder()))
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert client.post("/v1/documents", json={"id": "known", "text": "A note."}).status_code == 201
+        with lock_held_by_another_process(root):
+            started = time.monotonic()
+            r = client.delete("/v1/documents/never-written")
+            assert r.status_code == 404 and time.monotonic() - started < 2, r.text
+            assert client.delete("/v1/documents/known").status_code == 409  # a real delete waits

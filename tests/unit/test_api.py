@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from litestar.testing import TestClient
@@ -118,3 +119,114 @@ def test_document_ids_with_slashes_are_addressable(client: TestClient) -> None: 
     assert client.get("/v1/documents/xquad-ar%2FSuper_Bowl_50%2F0").json()["id"] == doc["id"]
     assert client.delete("/v1/documents/xquad-ar/Super_Bowl_50/0").status_code == 204
     assert client.get("/v1/documents/xquad-ar/Super_Bowl_50/0").status_code == 404
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "text/plain; charset=utf-8",
+                                          "application/x-www-form-urlencoded", "multipart/form-data"])
+@pytest.mark.parametrize("path", ["/v1/documents", "/v1/ask"])
+def test_bodies_that_are_not_json_get_415(client: TestClient, content_type: str | None,  # type: ignore[type-arg]
+                                          path: str) -> None:
+    # A page on another origin can send these without a CORS preflight: they must not write.
+    body = json.dumps({"id": "seed", "text": "9999 troops", "question": "troops?"}).encode()
+    headers = {} if content_type is None else {"content-type": content_type}
+    r = client.post(path, content=body, headers=headers)
+    problem = _problem(r)
+    assert r.status_code == 415 and "application/json" in str(problem["detail"])
+    assert client.get("/v1/documents/seed").status_code == 404
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/x-ndjson",
+                                          "application/ld+json"])
+def test_json_media_types_are_accepted(client: TestClient, content_type: str) -> None:  # type: ignore[type-arg]
+    r = client.post("/v1/documents", content=json.dumps(SEED).encode(),
+                    headers={"content-type": content_type})
+    assert r.status_code == 201, r.text
+
+
+def _nested(depth: int, opener: str = '{"a":', closer: str = "}") -> str:
+    return opener * depth + "1" + closer * depth
+
+
+@pytest.mark.parametrize(("path", "body", "content_type"), [
+    ("/v1/ask", '{"question": "troops?", "filters": ' + _nested(1000) + "}", "application/json"),
+    ("/v1/ask", '{"question": "troops?", "filters": {"source": ' + _nested(5000, "[", "]") + "}}",
+     "application/json"),
+    ("/v1/documents", '{"text": "troops", "metadata": ' + _nested(1000) + "}", "application/json"),
+    ("/v1/documents", '{"text": "troops", "metadata": ' + _nested(100) + "}", "application/json"),
+    ("/v1/documents", '{"text": "a"}\n{"text": "b", "metadata": ' + _nested(1000) + "}",
+     "application/x-ndjson"),
+])
+def test_deeply_nested_json_is_400(client: TestClient, path: str, body: str,  # type: ignore[type-arg]
+                                   content_type: str) -> None:
+    r = client.post(path, content=body.encode(), headers={"content-type": content_type})
+    assert r.status_code == 400, r.text
+    assert "nested" in str(_problem(r)["detail"])
+
+
+@pytest.mark.parametrize("bounds", [
+    {"published_before": "9999-12-31"}, {"published_before": "9999-12-31T23:59:59-12:00"},
+    {"published_after": "0001-01-01", "published_before": "9999-12-31"},
+    {"published_after": "0001-01-01T00:00:00+14:00"},
+])
+def test_extreme_filter_dates_mean_no_bound(client: TestClient, bounds: dict[str, str]) -> None:  # type: ignore[type-arg]
+    client.post("/v1/documents", json=SEED)
+    r = client.get("/v1/search", params={"q": "2500 عسكري", **bounds})
+    assert r.status_code == 200 and r.json()["passages"][0]["document_id"] == "seed", r.text
+    r = client.post("/v1/ask", json={"question": "كم عسكري؟", "filters": bounds})
+    assert r.status_code == 200 and r.json()["citations"], r.text
+
+
+def test_too_many_source_filters_is_400(client: TestClient, settings: Settings) -> None:  # type: ignore[type-arg]
+    client.post("/v1/documents", json=SEED)
+    many = [f"outlet {i}" for i in range(260_000)]
+    r = client.post("/v1/ask", json={"question": "كم عسكري؟", "filters": {"source": many}})
+    assert r.status_code == 400 and f"limit is {settings.max_filter_sources}" in str(_problem(r)["detail"])
+    r = client.get("/v1/search", params={"q": "عسكري", "source": many[:settings.max_filter_sources + 1]})
+    assert r.status_code == 400 and "source" in str(_problem(r)["detail"])
+    at_limit = ["عربي بوست", *many[:settings.max_filter_sources - 1]]
+    r = client.post("/v1/ask", json={"question": "كم عسكري؟", "filters": {"source": at_limit}})
+    assert r.status_code == 200 and r.json()["citations"], r.text
+
+
+@pytest.mark.parametrize("doc_id", ["/lead", "trail/", "a//b", "https://example.org/news/1?id=7",
+                                    "pct%41", "خبر/١", "../notes/a.txt"])
+def test_every_id_that_can_be_written_can_be_read_and_deleted(client: TestClient,  # type: ignore[type-arg]
+                                                              doc_id: str) -> None:
+    assert client.post("/v1/documents", json={"id": doc_id, "text": "خبر قصير."}).status_code == 201
+    encoded = "/v1/documents/" + quote(doc_id, safe="")
+    assert client.get(encoded).json()["id"] == doc_id
+    if not any(c in doc_id for c in "%?#") and "./" not in doc_id:  # as typed, where a URL can hold it
+        assert client.get("/v1/documents/" + doc_id).json()["id"] == doc_id
+    assert client.delete(encoded).status_code == 204
+    assert client.get(encoded).status_code == 404
+
+
+def test_an_id_that_is_not_utf8_is_400(client: TestClient) -> None:  # type: ignore[type-arg]
+    assert _problem(client.get("/v1/documents/%FF%FE"))["status"] == 400
+
+
+INVISIBLE = ["\x00\x00\x00", "\u200b\u200c\u200d", "\u202e\u2066\u2069", "\ufeff \u200f\t", "\u00ad\u2060"]
+
+
+@pytest.mark.parametrize("question", INVISIBLE)
+def test_a_question_without_letters_or_digits_is_400(client: TestClient, question: str) -> None:  # type: ignore[type-arg]
+    client.post("/v1/documents", json=SEED)
+    r = client.post("/v1/ask", json={"question": question})
+    assert r.status_code == 400 and "letters or digits" in str(_problem(r)["detail"]), r.text
+    r = client.get("/v1/search", params={"q": question})
+    assert r.status_code == 400 and "letters or digits" in str(_problem(r)["detail"]), r.text
+
+
+@pytest.mark.parametrize("text", INVISIBLE)
+def test_a_document_without_letters_or_digits_is_400(client: TestClient, text: str) -> None:  # type: ignore[type-arg]
+    r = client.post("/v1/documents", json={"id": "blank", "text": text})
+    assert r.status_code == 400 and "letters or digits" in str(_problem(r)["detail"]), r.text
+    assert client.get("/v1/documents/blank").status_code == 404
+
+
+def test_the_interactive_docs_say_they_need_a_cdn_and_where_the_schema_is(client: TestClient) -> None:  # type: ignore[type-arg]
+    page = client.get("/schema/swagger")
+    assert page.status_code == 200 and "cdn.jsdelivr.net" in page.text
+    assert "without internet access" in page.text and 'href="/schema/openapi.json"' in page.text
+    assert client.get("/schema/openapi.json").status_code == 200
+    assert client.get("/schema/openapi.yaml").status_code == 200

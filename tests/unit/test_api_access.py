@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from qa_service.api.access import ClientAddresses, KeyRing, RateLimiter, bearer_token
+from qa_service.api.access import ClientAddresses, KeyRing, RateLimiter, bearer_token, is_loopback
 from qa_service.api.app import create_app
 from qa_service.errors import BadInputError
 from qa_service.service import QAService
@@ -31,6 +31,14 @@ def test_client_address_believes_only_trusted_proxies(peer: str | None, forwarde
                                                       client: str) -> None:
     addresses = ClientAddresses(["10.0.0.0/8", "::1"])
     assert addresses.resolve(peer, forwarded) == client
+
+
+@pytest.mark.parametrize(("address", "loopback"), [
+    ("127.0.0.1", True), ("127.8.0.2", True), ("::1", True), ("::ffff:127.0.0.1", True),
+    ("10.0.0.1", False), ("2001:db8::1", False), ("unknown", False), ("", False),
+])
+def test_loopback_addresses(address: str, loopback: bool) -> None:
+    assert is_loopback(address) is loopback
 
 
 def test_rate_limiter_allows_a_burst_then_the_rate() -> None:
@@ -113,3 +121,63 @@ def test_each_app_counts_its_own_requests(tmp_path: Path) -> None:
         assert 'qa_http_requests_total{method="GET",route="/v1/search",status="200"} 3.0' in text
         assert 'route="/v1/documents/{doc_id}",status="404"} 1.0' in text
         assert 'route="/v1/search"' not in second.get("/metrics").text
+
+
+@pytest.mark.parametrize(("host", "keys", "warns"), [
+    ("0.0.0.0", (), True), ("192.0.2.7", (), True), ("::", (), True),
+    ("0.0.0.0", ("k",), False), ("127.0.0.1", (), False), ("localhost", (), False), ("::1", (), False),
+])
+def test_serve_warns_when_writes_are_open_beyond_this_machine(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        host: str, keys: tuple[str, ...], warns: bool) -> None:
+    from qa_service import cli
+    from qa_service.api import server
+
+    monkeypatch.setattr(server, "serve", lambda app, s: None)
+    monkeypatch.setenv("QA_INDEX_DIR", str(settings.index_dir))
+    monkeypatch.setenv("QA_API_KEYS", ",".join(keys))
+    assert cli.main(["serve", "--host", host]) == 0
+    err = capsys.readouterr().err
+    assert ("QA_API_KEYS" in err and "anyone who can reach" in err) is warns, err
+
+
+def test_requests_to_unrouted_paths_are_counted(settings: Settings) -> None:
+    app = create_app(settings, lambda s: QAService(s, FakeEncoder()), wait_ready=True)
+    with TestClient(app=app) as client:
+        client.get("/nowhere")
+        client.get("/v1/nowhere/else")
+        streamed = client.post("/v1/ask", json={"question": "troops?"},
+                               headers={"accept": "text/event-stream"})
+        assert streamed.status_code == 200
+        text = client.get("/metrics").text
+    assert 'qa_http_requests_total{method="GET",route="unmatched",status="404"} 2.0' in text
+    assert 'qa_http_requests_total{method="POST",route="/v1/ask",status="200"} 1.0' in text  # not a leave
+
+
+def test_503_while_loading_says_when_to_retry(settings: Settings) -> None:
+    release = threading.Event()
+
+    def slow_factory(s: Settings) -> QAService:
+        release.wait(timeout=30)
+        return QAService(s, FakeEncoder())
+
+    with TestClient(app=create_app(settings, slow_factory)) as client:
+        try:
+            for r in (client.get("/readyz"), client.post("/v1/ask", json={"question": "troops?"}),
+                      client.get("/v1/search", params={"q": "troops"})):
+                assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.headers
+        finally:
+            release.set()
+
+
+def test_the_demo_page_shows_no_stored_text_when_reads_need_a_key(settings: Settings) -> None:
+    from qa_service.api.web import SEED_DOCUMENT_ID
+
+    locked = settings.replace(api_keys=("k",), read_requires_key=True)
+    app = create_app(locked, lambda s: QAService(s, FakeEncoder()), wait_ready=True)
+    with TestClient(app=app) as client:
+        stored = {"id": SEED_DOCUMENT_ID, "title": "internal memo", "text": "PRIVATE-9999 troops."}
+        written = client.post("/v1/documents", json=stored, headers={"authorization": "Bearer k"})
+        assert written.status_code == 201
+        page = client.get("/")
+    assert page.status_code == 200 and "PRIVATE-9999" not in page.text and "internal memo" not in page.text
