@@ -140,7 +140,8 @@ class Resolution:
 class _Context:
     """What an earlier exchange leaves for the next question."""
 
-    question: str  # the earlier question, resolved
+    question: str  # the earlier question as the composer read it (a fragment: the question it stands for)
+    carried: tuple[str, ...]  # the words it carried from before it (its subject, when it only pointed back)
     kind: Kind
     answer: str  # the reply's text ("" when none came)
     short: str | None  # the reply's short answer (its first line before " — ")
@@ -176,8 +177,8 @@ def _next_context(question: str, before: _Context | None, reply: Turn | None,
     resolved = _resolve_one(question.strip(), before, document_text) if before else alone(question)
     answer = reply.content if reply is not None else ""
     documents = tuple(dict.fromkeys(reply.document_ids))[:PRIOR_DOCUMENTS] if reply is not None else ()
-    return _Context(resolved.question, question_kind(resolved.question), answer, _short_of(answer),
-                    documents)
+    return _Context(resolved.question, resolved.carried, question_kind(resolved.question), answer,
+                    _short_of(answer), documents)
 
 
 def _short_of(answer: str) -> str | None:
@@ -205,12 +206,12 @@ def _resolve_one(question: str, context: _Context | None, document_text: Documen
                         or _Known.of(context, document_text).covered(own) >= MIN_COVERED):
         resolved = _substitute(context.question, fragment, lang)
         why = f"fragment after “{opener.strip()}”" if opener else "a fragment without a question word"
-        return _followup(question, resolved, resolved, context, why)
+        return _rewritten(question, resolved, context, why)
     if not stems:
         wh = _TRAILING_RE.sub("", rest or question)
         if opener and _has_question_word(wh, lang) and len(wh.split()) <= 2:
             resolved = _with_question_word(context.question, wh, lang)
-            return _followup(question, resolved, resolved, context, f"only a question word: “{wh}”")
+            return _rewritten(question, resolved, context, f"only a question word: “{wh}”")
         return _carry(question, context, own, "no content word of its own")
     # What the conversation already holds is read only when a rule needs it (articles cost a few ms).
     lazy: list[_Known] = []
@@ -244,11 +245,19 @@ def _followup(question: str, resolved: str, query: str, context: _Context, reaso
     return Resolution(resolved, query, True, reason, carried, context.documents)
 
 
+def _rewritten(question: str, resolved: str, context: _Context, reason: str) -> Resolution:
+    """A fragment read as a whole question; the subject the earlier question carried still searched."""
+    have = {s for s, _ in _content(resolved)}
+    carried = tuple(w for s, w in _content(" ".join(context.carried)) if s not in have)
+    query = f"{resolved} {' '.join(carried)}" if carried else resolved
+    return _followup(question, resolved, query, context, reason, carried)
+
+
 def _carry(question: str, context: _Context, own: list[tuple[str, str]], reason: str) -> Resolution:
     """The question with the earlier question's content words (and entity answer) added."""
     have = {s for s, _ in own}
     carried: list[str] = []
-    for s, surface in _content(context.question):
+    for s, surface in [*_content(context.question), *_content(" ".join(context.carried))]:
         if normalize(surface).lstrip("وف") in _AR_PREPOSITION_TERMS or surface.lower() in _EN_PREPOSITIONS:
             continue  # «ومنذ», "after": no subject
         if s not in have:
@@ -259,8 +268,10 @@ def _carry(question: str, context: _Context, own: list[tuple[str, str]], reason:
         carried.append(context.short)
     if not carried:
         return alone(question, "nothing to carry from the earlier question")
+    # Retrieval searches with the subject; the composer reads the question as asked (the reader
+    # answers a natural question better than one with words appended: dev set, measured).
     extended = f"{question} {' '.join(carried)}"
-    return _followup(question, extended, extended, context, reason, tuple(carried))
+    return _followup(question, question, extended, context, reason, tuple(carried))
 
 
 def _content(text: str) -> list[tuple[str, str]]:
@@ -385,7 +396,7 @@ class _Known:
 
     @classmethod
     def of(cls, context: _Context, document_text: DocumentText | None) -> _Known:
-        texts = [context.question, context.answer]
+        texts = [context.question, " ".join(context.carried), context.answer]
         if document_text is not None and context.documents:
             texts += list(document_text(context.documents))
         parts = [_words_of(text) for text in texts]

@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
@@ -45,7 +45,9 @@ TurnType = Literal["first", "followup", "standalone"]
 TURN_TYPES: Final[tuple[TurnType, ...]] = ("first", "followup", "standalone")
 CONVERSATION_FIELDS: Final = frozenset({"id", "turns"})
 CONVERSATION_ANNOTATIONS: Final = frozenset({"lang", "collection", "note"})
-TURN_FIELDS: Final = frozenset({"type"})
+TURN_FIELDS: Final = frozenset({"type", "complete"})
+Condition = Literal["history", "alone", "complete"]
+CONDITIONS: Final[tuple[Condition, ...]] = ("history", "alone", "complete")
 TURN_ANNOTATIONS: Final = frozenset({"source"})
 SUMMARY_KEYS: Final = ("cited_accuracy", "citation_support", "em", "f1", "abstain_rate")
 REPORT_FILE: Final = "report.md"
@@ -58,6 +60,9 @@ HEADLINE: Final = "cited_accuracy"
 class ConversationTurn:
     item: EvalItem
     type: TurnType
+    # The follow-up with its subject spelled out ("complete"), asked alone as a reference: what the
+    # composer does when nothing needs resolving.
+    complete: EvalItem | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ class TurnRecord:
     conversation: str
     turn: int  # 0-based
     type: TurnType
-    with_history: bool
+    condition: Condition  # asked with its history, alone, or in its complete form (alone)
     record: QuestionRecord
     resolved: bool | None = None  # the service read it as a follow-up (FollowUp.resolved)
     resolution: dict[str, Any] | None = None
@@ -151,7 +156,11 @@ def _conversation(raw: Any, where: str) -> Conversation:
                                 "\"standalone\" after it")
         line = {k: v for k, v in turn.items() if k not in TURN_FIELDS | TURN_ANNOTATIONS}
         item = jsonl_item({"id": f"{cid}#{i + 1}", **line}, at, default_id=f"{cid}#{i + 1}")
-        parsed.append(ConversationTurn(item, cast(TurnType, kind)))
+        complete = turn.get("complete")
+        if complete is not None and (not isinstance(complete, str) or not complete.strip()):
+            raise BadInputError(f"{at}: 'complete' must be a non-empty string (the question spelled out)")
+        parsed.append(ConversationTurn(item, cast(TurnType, kind),
+                                       replace(item, question=complete.strip()) if complete else None))
     lang, collection = raw.get("lang"), raw.get("collection")
     return Conversation(cid, tuple(parsed), lang if isinstance(lang, str) else None,
                         collection if isinstance(collection, str) else None)
@@ -169,13 +178,13 @@ def history_after(history: list[Turn], question: str, answer: Answer | None) -> 
             Turn(role="assistant", content=answer.answer, document_ids=cited)]
 
 
-def _turn_record(conversation: Conversation, i: int, with_history: bool, record: QuestionRecord,
+def _turn_record(conversation: Conversation, i: int, condition: Condition, record: QuestionRecord,
                  answer: Answer | None) -> TurnRecord:
     resolution = None
     if answer is not None and answer.followup is not None:
         resolution = msgspec.structs.asdict(answer.followup)
     return TurnRecord(
-        conversation.id, i, conversation.turns[i].type, with_history, record,
+        conversation.id, i, conversation.turns[i].type, condition, record,
         resolved=None if resolution is None else bool(resolution["resolved"]), resolution=resolution,
         followup_ms=answer.timings_ms.followup if answer is not None else None,
         cited_documents=[c.document_id for c in answer.citations] if answer is not None else [])
@@ -209,10 +218,13 @@ def run_in_process(service: QAService, conversations: Sequence[Conversation], op
         history: list[Turn] = []
         for i, turn in enumerate(conversation.turns):
             record, answer = _ask_in_process(service, turn.item, history, options)
-            records.append(_turn_record(conversation, i, True, record, answer))
+            records.append(_turn_record(conversation, i, "history", record, answer))
             if i > 0:
                 alone, alone_answer = _ask_in_process(service, turn.item, [], options)
-                records.append(_turn_record(conversation, i, False, alone, alone_answer))
+                records.append(_turn_record(conversation, i, "alone", alone, alone_answer))
+            if i > 0 and turn.complete is not None:
+                full, full_answer = _ask_in_process(service, turn.complete, [], options)
+                records.append(_turn_record(conversation, i, "complete", full, full_answer))
             history = history_after(history, turn.item.question, answer)
     return records
 
@@ -228,10 +240,13 @@ async def run_async(conversations: Sequence[Conversation], ask: AskOne) -> list[
         history: list[Turn] = []
         for i, turn in enumerate(conversation.turns):
             record, answer = await ask(turn.item, history)
-            out.append(_turn_record(conversation, i, True, record, answer))
+            out.append(_turn_record(conversation, i, "history", record, answer))
             if i > 0:
                 alone, alone_answer = await ask(turn.item, [])
-                out.append(_turn_record(conversation, i, False, alone, alone_answer))
+                out.append(_turn_record(conversation, i, "alone", alone, alone_answer))
+            if i > 0 and turn.complete is not None:
+                full, full_answer = await ask(turn.complete, [])
+                out.append(_turn_record(conversation, i, "complete", full, full_answer))
             history = history_after(history, turn.item.question, answer)
         return out
 
@@ -251,10 +266,11 @@ def _group(records: Sequence[TurnRecord]) -> dict[str, Any]:
     summary = summarize([r.record for r in records], [1, 5])
     out: dict[str, Any] = {"turns": len(records), "errors": summary["errors"]}
     out.update({key: summary[key] for key in SUMMARY_KEYS})
-    out["resolved"] = _rate(bool(r.resolved) for r in records if r.with_history and r.resolved is not None)
+    out["resolved"] = _rate(bool(r.resolved) for r in records
+                            if r.condition == "history" and r.resolved is not None)
     latencies = [r.record.server_ms for r in records if r.record.server_ms is not None]
     out["server_p50_ms"] = round(float(np.percentile(latencies, 50)), 2) if latencies else None
-    followup = [r.followup_ms for r in records if r.followup_ms is not None and r.with_history]
+    followup = [r.followup_ms for r in records if r.followup_ms is not None and r.condition == "history"]
     out["followup_p50_ms"] = round(float(np.percentile(followup, 50)), 3) if followup else None
     return out
 
@@ -263,16 +279,16 @@ def summarize_turns(records: Sequence[TurnRecord]) -> dict[str, Any]:
     """Per turn type, with history and alone; the follow-ups also by language."""
     table: dict[str, Any] = {}
     for kind in TURN_TYPES:
-        for with_history in (True, False):
-            group = [r for r in records if r.type == kind and r.with_history == with_history]
+        for condition in CONDITIONS:
+            group = [r for r in records if r.type == kind and r.condition == condition]
             if group:
-                table[f"{kind}/{'history' if with_history else 'alone'}"] = _group(group)
+                table[f"{kind}/{condition}"] = _group(group)
     for lang in ("en", "ar"):
-        for with_history in (True, False):
-            group = [r for r in records if r.type == "followup" and r.with_history == with_history
+        for condition in CONDITIONS:
+            group = [r for r in records if r.type == "followup" and r.condition == condition
                      and r.record.language == lang]
             if group:
-                table[f"followup-{lang}/{'history' if with_history else 'alone'}"] = _group(group)
+                table[f"followup-{lang}/{condition}"] = _group(group)
     return table
 
 
@@ -299,7 +315,7 @@ def table_lines(summary: dict[str, Any]) -> list[str]:
 def _misses(records: Sequence[TurnRecord]) -> list[str]:
     lines = []
     for r in records:
-        if r.type != "followup" or not r.with_history or r.record.cited_correct:
+        if r.type != "followup" or r.condition != "history" or r.record.cited_correct:
             continue
         how = r.resolution or {}
         lines.append(f"- `{r.conversation}` turn {r.turn + 1}: {r.record.question} — "
@@ -312,8 +328,9 @@ def render_markdown(meta: dict[str, Any], summary: dict[str, Any], records: Sequ
     lines = [f"# Conversations: {meta['name']}", "",
              f"{meta['conversations']} conversations, {meta['turns']} turns; every turn after the first is "
              "asked with its history (the user's questions, the service's own answers and the documents "
-             "they cited) and alone. A correct cited answer is an answer whose first citation holds the "
-             "gold evidence.", "", *table_lines(summary), "",
+             "they cited) and alone; a follow-up is also asked in its complete form (its subject spelled "
+             "out), the reference for what resolving it could reach. A correct cited answer is an answer "
+             "whose first citation holds the gold evidence.", "", *table_lines(summary), "",
              f"Index: {meta.get('index_dir') or meta.get('url')}; model {meta.get('model')}; "
              f"{meta.get('documents_in_index')} documents; top_k {meta['top_k']}; {meta['seconds']} s.",
              "", "## Follow-ups answered wrongly with their history", "", *(_misses(records) or ["none"])]

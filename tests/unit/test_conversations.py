@@ -20,6 +20,7 @@ from qa_service.models import AskRequest, Document
 from qa_service.samples import SAMPLE_DIR
 from qa_service.service import QAService
 from qa_service.settings import Settings
+from qa_service.text import detect_language
 from qa_service.text.sentences import split_sentences
 from tests.conftest import ROOT
 from tests.fakes import FakeEncoder
@@ -61,6 +62,9 @@ def test_the_set_has_enough_conversations_follow_ups_and_topic_switches_in_both_
     assert {r["collection"] for r in rows} == {"news", "sample"}
     kinds = Counter(t["type"] for r in rows for t in r["turns"])
     assert kinds["followup"] >= 60 and kinds["standalone"] >= 10
+    # Every follow-up has its complete form, in its own language.
+    for turn in (t for r in rows for t in r["turns"] if t["type"] == "followup"):
+        assert turn["complete"] and detect_language(turn["complete"]) == detect_language(turn["question"])
     for split in SPLITS:
         conversations = load_conversations(CONVERSATIONS / f"{split}.jsonl")
         assert all(c.turns[0].type == "first" for c in conversations)
@@ -124,7 +128,8 @@ def test_eval_asks_each_follow_up_with_its_history_and_alone(settings: Settings,
         {"question": "كم عدد الجنود الأمريكيين في العراق؟", "answers": ["2500"],
          "evidence": "2500 عسكري في العراق", "document_ids": ["seed"], "type": "first"},
         {"question": "وفي سوريا؟", "answers": ["2000"], "evidence": "2000 عسكري في سوريا",
-         "document_ids": ["syria"], "type": "followup", "source": "hand"}]}, ensure_ascii=False) + "\n",
+         "document_ids": ["syria"], "type": "followup", "source": "hand",
+         "complete": "كم عدد الجنود الأمريكيين في سوريا؟"}]}, ensure_ascii=False) + "\n",
         encoding="utf-8")
     out = tmp_path / "out"
     options = EvalOptions(dataset=path, out=out, top_k=5,
@@ -137,7 +142,9 @@ def test_eval_asks_each_follow_up_with_its_history_and_alone(settings: Settings,
     assert summary["followup/alone"]["turns"] == 1
     assert summary["first/history"]["cited_accuracy"] == 1.0
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
-    assert [(r["turn"], r["with_history"]) for r in records] == [(0, True), (1, True), (1, False)]
+    assert [(r["turn"], r["condition"]) for r in records] == [(0, "history"), (1, "history"), (1, "alone"),
+                                                             (1, "complete")]
+    assert summary["followup/complete"]["cited_accuracy"] == 1.0
     assert records[1]["resolution"]["question"] == "كم عدد الجنود الأمريكيين في سوريا؟"
     assert "followup · history" in (out / "report.md").read_text()
     strict = EvalOptions(dataset=path, out=tmp_path / "out2",
