@@ -100,10 +100,10 @@ class Settings:
     # the weighted retrieval score; calibrated on the XQuAD dev split by `qa-service bench answers`).
     reader: bool = True
     min_reader_score: float = 3.0
-    min_reader_score_cross_lingual: float = 3.0
+    min_reader_score_cross_lingual: float = 2.0
     # Characters the reader reads around the sentence of each passage closest to the question
-    # (stored sentence vectors); 0: the whole passage.
-    reader_window_chars: int = 0
+    # (stored sentence vectors); 0: the whole passage. Fewer tokens, and no worse (docs/benchmarks.md).
+    reader_window_chars: int = 400
     # The heuristic composer abstains when its best evidence scores below this
     # (retrieval score plus question-term coverage, moved by the question-sentence cosine where
     # sentence vectors exist; calibrated by `qa-service bench answers`).

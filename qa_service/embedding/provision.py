@@ -117,14 +117,16 @@ def convert_for_backend(settings: Settings, on_convert: Callable[[], None] | Non
 
 def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) -> ModelEncoder:
     from qa_service.embedding.openvino import OpenVINOEncoder, ensure_converted
-    from qa_service.embedding.sentence_transformer import cpu_has_fast_bf16
+    from qa_service.embedding.sentence_transformer import cpu_has_fast_bf16, cpu_has_int8_dot
 
     model_dir = Path(name).expanduser()
     if not model_dir.is_dir():
         raise ModelUnavailableError(f"{name!r} is not a local model folder")
     ir = ensure_converted(model_dir, settings.model_cache)
-    # auto: int8 when the conversion has it (the encoder reads that from the conversion).
-    int8 = {"int8": True, "auto": None}.get(settings.passage_precision, False)
+    # auto: int8 when the conversion has it (the encoder reads that from the conversion) and the
+    # CPU has int8 dot products.
+    auto = None if cpu_has_int8_dot() else False
+    int8 = {"int8": True, "auto": auto}.get(settings.passage_precision, False)
     try:
         return OpenVINOEncoder(model_dir, ir, model_id=model_id, batch_size=settings.encode_batch_size,
                                threads=settings.torch_threads, passage_bf16=bf16, passage_int8=int8,

@@ -93,6 +93,9 @@ class SentenceTransformerEncoder:
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 _BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# int8 dot-product instructions; without them (AVX2 only, e.g. Zen 3) int8 passages lose accuracy
+# (cosine to fp32 0.9987, under the 0.999 bar) through saturating 16-bit sums.
+_INT8_CPU_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
 WARM_UP_TEXT = "warm-up"
 
 
@@ -102,13 +105,22 @@ def wants_bf16(passage_precision: str) -> bool:
         passage_precision in ("auto", "int8") and cpu_has_fast_bf16())
 
 
+def cpu_has_int8_dot() -> bool:
+    """Whether this CPU has int8 dot-product instructions (AMX, AVX512-VNNI or AVX-VNNI)."""
+    return _cpu_has(_INT8_CPU_FLAGS)
+
+
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU runs bf16 matmuls natively (AMX or AVX512-BF16)."""
+    return _cpu_has(_BF16_CPU_FLAGS)
+
+
+def _cpu_has(wanted: tuple[str, ...]) -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return any(flag in flags for flag in _BF16_CPU_FLAGS)
+    return any(flag in flags for flag in wanted)
 
 
 def _load(name_or_path: str, threads: int) -> Any:

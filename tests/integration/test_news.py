@@ -37,6 +37,8 @@ def news_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QAService
     service.close()
 
 
+@pytest.mark.xfail(strict=True, reason="issue 14: the seed's 2500 sentence ranks below older 2018 articles "
+                   "(answers 30 ألف / 54 ألف); sentence-level retrieval is the fix")
 @pytest.mark.parametrize("question", ["How many US troops are in Iraq?",
                                       "كم عدد الجنود الأمريكيين في العراق؟"])
 def test_the_mission_question_answers_2500_from_the_seed(news_service: QAService, question: str) -> None:

@@ -25,7 +25,7 @@ WRONG_SENTENCE_PART = "في عمر 38"
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Encoder]]:
     settings = Settings.from_env().replace(index_dir=tmp_path_factory.mktemp("sv") / "index",
-                                           sentence_vectors=True)
+                                           sentence_vectors=True, reader=False)  # the heuristic composer
     encoder = load_encoder(settings)
     service = QAService(settings, encoder)
     try:

@@ -74,7 +74,7 @@ def test_200_questions_while_20_generations_are_published(tmp_path: Path,
     # Pick up the other process's generations quickly, so they really change under readers.
     monkeypatch.setattr(service_module, "RELOAD_CHECK_INTERVAL_S", 0.01)
     root = tmp_path / "index"
-    settings = child_settings(root).replace(rate_limit_per_s=0)
+    settings = child_settings(root).replace(rate_limit_per_s=0, max_in_flight=0)  # correctness, not shedding
     services: list[QAService] = []
 
     def factory(s: Any) -> QAService:
