@@ -85,6 +85,9 @@ class TurnRecord:
     resolved: bool | None = None  # the service read it as a follow-up (FollowUp.resolved)
     resolution: dict[str, Any] | None = None
     followup_ms: float | None = None
+    # Reading the history, embedding and retrieval (the part of the answer time that history
+    # changes; the composer then reads the same number of passages).
+    search_ms: float | None = None
     cited_documents: list[str] = field(default_factory=list)
 
 
@@ -187,6 +190,8 @@ def _turn_record(conversation: Conversation, i: int, condition: Condition, recor
         conversation.id, i, conversation.turns[i].type, condition, record,
         resolved=None if resolution is None else bool(resolution["resolved"]), resolution=resolution,
         followup_ms=answer.timings_ms.followup if answer is not None else None,
+        search_ms=(round(answer.timings_ms.followup + answer.timings_ms.embed + answer.timings_ms.retrieve, 3)
+                   if answer is not None else None),
         cited_documents=[c.document_id for c in answer.citations] if answer is not None else [])
 
 
@@ -272,6 +277,8 @@ def _group(records: Sequence[TurnRecord]) -> dict[str, Any]:
     out["server_p50_ms"] = round(float(np.percentile(latencies, 50)), 2) if latencies else None
     followup = [r.followup_ms for r in records if r.followup_ms is not None and r.condition == "history"]
     out["followup_p50_ms"] = round(float(np.percentile(followup, 50)), 3) if followup else None
+    search = [r.search_ms for r in records if r.search_ms is not None]
+    out["search_p50_ms"] = round(float(np.percentile(search, 50)), 2) if search else None
     return out
 
 
@@ -302,13 +309,14 @@ def _fmt(value: Any) -> str:
 
 def table_lines(summary: dict[str, Any]) -> list[str]:
     header = ["turns", "n", "correct cited answer", "citation support", "short EM", "short F1",
-              "abstained", "read as follow-up", "server p50 ms", "history handling p50 ms"]
+              "abstained", "read as follow-up", "server p50 ms", "history + embed + retrieve p50 ms",
+              "history handling p50 ms"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, g in summary.items():
         rows.append("| " + " | ".join([
             key.replace("/", " · "), str(g["turns"]), _fmt(g["cited_accuracy"]), _fmt(g["citation_support"]),
             _fmt(g["em"]), _fmt(g["f1"]), _fmt(g["abstain_rate"]), _fmt(g["resolved"]),
-            _fmt(g["server_p50_ms"]), _fmt(g["followup_p50_ms"])]) + " |")
+            _fmt(g["server_p50_ms"]), _fmt(g["search_p50_ms"]), _fmt(g["followup_p50_ms"])]) + " |")
     return rows
 
 
