@@ -14,9 +14,10 @@ new question is resolved against the last. Deterministic rules, each with its re
   question's body.
 * **A pronoun or demonstrative** pointing back (they, it, his, that …, "there" at the end; هم،
   هذه، هناك, suffixes such as «عددهم» «منها»; not "that" opening a relative clause, nor a pronoun
-  inside one: «التي فازت بها») or an **opener** ("and …", «و…»): the earlier question's content
-  words are added ("When will they leave? US troops Iraq"), and, when the earlier question asked
-  for a person or place, its short answer too ("When was he elected? برهم صالح").
+  inside one: «التي فازت بها») or an **opener** ("and …", «و…»): the earlier question's subject
+  is added — its content words less what it asked (year, type, verb forms…) — ("When will they
+  leave? US troops Iraq"), and, when the earlier question asked for a person or place, its short
+  answer too ("When was he elected? برهم صالح").
 * **Everything else is a new topic**, taken alone: a question that names something the
   conversation never mentioned (English capitals, checked against the earlier question, its answer
   and the articles it cited — across scripts by consonant skeleton, "Kurdistan" = «كردستان»), or
