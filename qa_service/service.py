@@ -58,6 +58,9 @@ INGEST_BATCH_CHARS = 200_000
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 RELOAD_CHECK_INTERVAL_S = 1.0
+# A follow-up that points back: weight of its anchor's query vector (the earlier question that names
+# the subject) added to its own.
+ANCHOR_WEIGHT = 1.0
 
 
 @dataclass
@@ -338,11 +341,21 @@ class QAService:
         return passages, timings
 
     def _search(self, query: str, k: int, filters: Filters | None, prior: Sequence[str] = (),
-                timings: Timings | None = None) -> tuple[list[Passage], Timings, np.ndarray]:
-        """Passages, timings and the query vector (the composer matches sentences with it)."""
+                timings: Timings | None = None, anchored: tuple[str, str] | None = None
+                ) -> tuple[list[Passage], Timings, np.ndarray]:
+        """Passages, timings and the query vector (the composer matches sentences with it).
+
+        ``anchored`` (question, anchor): a follow-up that points back is searched with the sum of its
+        own query vector and its anchor's (cached from the earlier turn), not by embedding ``query``.
+        """
         timings = timings if timings is not None else Timings()
         t0 = time.perf_counter()
-        qvec = self.encoder.encode_queries([query])
+        if anchored is None:
+            qvec = self.encoder.encode_queries([query])
+        else:
+            own, anchor = self.encoder.encode_queries(list(anchored))
+            mixed = own + ANCHOR_WEIGHT * anchor
+            qvec = (mixed / max(float(np.linalg.norm(mixed)), 1e-12)).astype(np.float32)[None, :]
         t1 = time.perf_counter()
         passages = self.retriever.retrieve(query, qvec, k, filters, prior=prior)
         t2 = time.perf_counter()
@@ -372,7 +385,9 @@ class QAService:
         followup = resolution if resolution is not None and resolution.followup else None
         query = followup.query if followup else question
         prior = followup.prior_documents if followup else ()
-        passages, timings, qvec = self._search(query, request.top_k, request.filters, prior, timings)
+        anchored = (question, followup.anchor) if followup and followup.anchor != followup.query else None
+        passages, timings, qvec = self._search(query, request.top_k, request.filters, prior, timings,
+                                               anchored)
         t0 = time.perf_counter()
         lang = detect_language(question)
         composition = self.answers.compose(

@@ -135,6 +135,15 @@ class Resolution:
     reason: str  # why, in words
     carried: tuple[str, ...] = ()  # words taken from earlier turns
     prior_documents: tuple[str, ...] = ()  # documents the previous answer cited (a retrieval prior)
+    # The text whose query vector holds the subject: the question itself when it names it (taken
+    # alone, or a fragment rewritten), else the anchor of the turn it points back to. A question that
+    # points back is searched with its own vector plus its anchor's, which the encoder has cached
+    # from that earlier turn, instead of embedding a longer text.
+    anchor: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.anchor:
+            object.__setattr__(self, "anchor", self.query)
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,7 @@ class _Context:
     """What an earlier exchange leaves for the next question."""
 
     question: str  # the earlier question as the composer read it (a fragment: the question it stands for)
+    anchor: str  # the text whose query vector holds its subject (see Resolution.anchor)
     carried: tuple[str, ...]  # the words it carried from before it (its subject, when it only pointed back)
     kind: Kind
     answer: str  # the reply's text ("" when none came)
@@ -178,8 +188,8 @@ def _next_context(question: str, before: _Context | None, reply: Turn | None,
     resolved = _resolve_one(question.strip(), before, document_text) if before else alone(question)
     answer = reply.content if reply is not None else ""
     documents = tuple(dict.fromkeys(reply.document_ids))[:PRIOR_DOCUMENTS] if reply is not None else ()
-    return _Context(resolved.question, resolved.carried, question_kind(resolved.question), answer,
-                    _short_of(answer), documents)
+    return _Context(resolved.question, resolved.anchor, resolved.carried, question_kind(resolved.question),
+                    answer, _short_of(answer), documents)
 
 
 def _short_of(answer: str) -> str | None:
@@ -275,7 +285,7 @@ def _carry(question: str, context: _Context, own: list[tuple[str, str]], reason:
     # question's predicate words carried as well, reading them did not help; with the subject only,
     # it answers one more English follow-up in 16 and refuses less).
     extended = f"{question} {' '.join(carried)}"
-    return _followup(question, extended, extended, context, reason, tuple(carried))
+    return Resolution(extended, extended, True, reason, tuple(carried), context.documents, context.anchor)
 
 
 # Words that say what the earlier question asked rather than what it was about: carried along, they

@@ -281,3 +281,14 @@ def test_pronouns_openers_and_names_decide_with_the_conversation(earlier: str, q
     article = "وتبلغ حصة إقليم كردستان من الموازنة 12.6 في المئة، وأقرها البرلمان."
     r = resolve(question, history(earlier), lambda ids: [article])
     assert r.followup is followup, r.reason
+
+
+def test_a_question_that_points_back_is_searched_with_its_anchor() -> None:
+    r = resolve("When will they leave?", history(TROOPS_EN))
+    assert r.anchor == TROOPS_EN  # the earlier question's vector is cached: no longer text is embedded
+    third = resolve("Why?", history(TROOPS_EN, "When will they leave?"))
+    assert third.followup and third.anchor == TROOPS_EN  # the subject's anchor carries on
+    fragment = resolve("And in Syria?", history(TROOPS_EN))
+    assert fragment.anchor == fragment.query == "How many US troops are in Syria?"
+    japan = "What is the capital of Japan?"
+    assert resolve(japan, history(TROOPS_EN)).anchor == japan
