@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -15,6 +15,8 @@ import faiss
 import numpy as np
 
 from qa_service.answer.base import ComposeInput, Composer, SentenceLookup
+from qa_service.answer.followup import Resolution, resolve
+from qa_service.answer.layout import answer_blocks
 from qa_service.answer.pipeline import AnswerPipeline
 from qa_service.embedding.base import Encoder
 from qa_service.errors import BadInputError, IndexCorruptError, StorageError, WriterBusyError
@@ -27,6 +29,7 @@ from qa_service.models import (
     Chunk,
     Document,
     Filters,
+    FollowUp,
     Passage,
     Timings,
 )
@@ -55,6 +58,9 @@ INGEST_BATCH_CHARS = 200_000
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 RELOAD_CHECK_INTERVAL_S = 1.0
+# A follow-up that points back: weight of its anchor's query vector (the earlier question that names
+# the subject) added to its own.
+ANCHOR_WEIGHT = 1.0
 
 
 @dataclass
@@ -329,19 +335,29 @@ class QAService:
     # -- questions ---------------------------------------------------------------------
 
     def search(self, query: str, k: int, filters: Filters | None = None) -> tuple[list[Passage], Timings]:
+        self._validate_question(query, k)
+        self._validate_filters(filters)
         passages, timings, _ = self._search(query, k, filters)
         return passages, timings
 
-    def _search(self, query: str, k: int, filters: Filters | None
+    def _search(self, query: str, k: int, filters: Filters | None, prior: Sequence[str] = (),
+                timings: Timings | None = None, anchored: tuple[str, str] | None = None
                 ) -> tuple[list[Passage], Timings, np.ndarray]:
-        """Passages, timings and the query vector (the composer matches sentences with it)."""
-        self._validate_question(query, k)
-        self._validate_filters(filters)
-        timings = Timings()
+        """Passages, timings and the query vector (the composer matches sentences with it).
+
+        ``anchored`` (question, anchor): a follow-up that points back is searched with the sum of its
+        own query vector and its anchor's (cached from the earlier turn), not by embedding ``query``.
+        """
+        timings = timings if timings is not None else Timings()
         t0 = time.perf_counter()
-        qvec = self.encoder.encode_queries([query])
+        if anchored is None:
+            qvec = self.encoder.encode_queries([query])
+        else:
+            own, anchor = self.encoder.encode_queries(list(anchored))
+            mixed = own + ANCHOR_WEIGHT * anchor
+            qvec = (mixed / max(float(np.linalg.norm(mixed)), 1e-12)).astype(np.float32)[None, :]
         t1 = time.perf_counter()
-        passages = self.retriever.retrieve(query, qvec, k, filters)
+        passages = self.retriever.retrieve(query, qvec, k, filters, prior=prior)
         t2 = time.perf_counter()
         timings.embed = _ms(t1 - t0)
         timings.retrieve = _ms(t2 - t1)
@@ -351,17 +367,33 @@ class QAService:
         """Where the extractive composer reads sentence vectors; None when QA_SENTENCE_VECTORS is off."""
         return self.store.sentences if self.settings.sentence_vectors else None
 
+    def document_texts(self, document_ids: Sequence[str]) -> list[str]:
+        """The stored text of each of ``document_ids`` that exists."""
+        return [doc.text for doc in map(self.store.get_document, document_ids) if doc is not None]
+
     def ask(self, request: AskRequest) -> Answer:
         started = time.perf_counter()
         question = request.question.strip()
+        self._validate_question(question, request.top_k)
+        self._validate_filters(request.filters)
         if request.mode == "llm" and not self.settings.llm_configured:
             raise BadInputError("mode 'llm' needs an LLM: set QA_LLM_BASE_URL and QA_LLM_MODEL")
-        passages, timings, qvec = self._search(question, request.top_k, request.filters)
+        timings = Timings()
+        t_history = time.perf_counter()
+        resolution = resolve(question, request.history, self.document_texts) if request.history else None
+        timings.followup = _ms(time.perf_counter() - t_history)
+        followup = resolution if resolution is not None and resolution.followup else None
+        query = followup.query if followup else question
+        prior = followup.prior_documents if followup else ()
+        anchored = (question, followup.anchor) if followup and followup.anchor != followup.query else None
+        passages, timings, qvec = self._search(query, request.top_k, request.filters, prior, timings,
+                                               anchored)
         t0 = time.perf_counter()
         lang = detect_language(question)
         composition = self.answers.compose(
             ComposeInput(question, lang, passages, request.history, query_vector=qvec,
-                         sentence_vectors=self.sentence_lookup()), request.mode)
+                         sentence_vectors=self.sentence_lookup(),
+                         resolved_question=followup.question if followup else None), request.mode)
         timings.compose = _ms(time.perf_counter() - t0)
         timings.total = _ms(time.perf_counter() - started)
         return Answer(
@@ -369,6 +401,9 @@ class QAService:
             answer_language=composition.answer_language, abstained=composition.abstained,
             citations=composition.citations, passages=passages, timings_ms=timings,
             mode=composition.mode, fallback=composition.fallback,
+            blocks=answer_blocks(composition.answer, composition.citations, composition.answer_language),
+            short_answer_display=composition.short_display,
+            followup=_followup_info(resolution),
         )
 
     def _validate_question(self, question: str, k: int) -> None:
@@ -393,6 +428,14 @@ class QAService:
     def close(self) -> None:
         self.answers.close()
         self.store.close()
+
+
+def _followup_info(resolution: Resolution | None) -> FollowUp | None:
+    if resolution is None:
+        return None
+    return FollowUp(resolved=resolution.followup, reason=resolution.reason, question=resolution.question,
+                    query=resolution.query, carried=list(resolution.carried),
+                    prior_documents=list(resolution.prior_documents))
 
 
 def ingest_sample(service: QAService) -> IngestReport:

@@ -24,6 +24,14 @@ class ComposeInput:
     # sentence vectors (QA_SENTENCE_VECTORS); without either, sentences are scored without them.
     query_vector: Vectors | None = None
     sentence_vectors: SentenceLookup | None = None
+    # A follow-up question as resolved with the conversation ("When will they leave? US troops
+    # Iraq"; see answer/followup.py); the extractive composers read it, the LLM reads ``history``.
+    resolved_question: str | None = None
+
+    @property
+    def reading_question(self) -> str:
+        """What an extractive composer reads: the resolved question, else the question."""
+        return self.resolved_question or self.question
 
 
 @dataclass
@@ -37,6 +45,8 @@ class Composition:
     fallback: bool = False
     # The composer's own confidence that the evidence answers (what abstention is decided on).
     confidence: float | None = None
+    # The short answer as the answer's first line gives it (English forms for English questions).
+    short_display: str | None = None
 
 
 class Composer(Protocol):

@@ -36,7 +36,9 @@ from typing import Final
 
 from qa_service.answer.base import ComposeInput, Composition, SentenceLookup
 from qa_service.answer.crosslingual import SentenceSimilarity
+from qa_service.answer.forms import english_form
 from qa_service.answer.injection import addresses_a_model
+from qa_service.answer.layout import PARAGRAPH_BREAK
 from qa_service.answer.question import Kind, Question, analyse, stemmed_terms, years_in
 from qa_service.answer.short import figure_value, may_answer, short_answer
 from qa_service.embedding.base import Vectors
@@ -158,7 +160,7 @@ class ExtractiveComposer:
         self.similarity = similarity
 
     def compose(self, request: ComposeInput) -> Composition:
-        question = analyse(request.question, request.question_lang)
+        question = analyse(request.reading_question, request.question_lang)
         ranked = rank_evidence(question, request.passages, self.similarity,
                                request.query_vector, request.sentence_vectors)
         if not ranked:
@@ -323,16 +325,38 @@ def format_day(day: str, lang: str) -> str:
     return f"{d.day} {_MONTHS[lang][d.month - 1]} {d.year}"
 
 
-def _attribution(lang: str, p: Passage, with_date: bool = True) -> str:
-    source = p.source or p.title or ("the collection" if lang == "en" else "المجموعة")
-    day = format_day(p.published_at[:10], lang) if with_date and p.published_at else ""
-    return f"{source} ({day})" if day else source
+def _source(lang: str, p: Passage) -> str:
+    """The outlet as the answer names it: its Latin form for English answers where the collection
+    has one (``Passage.source_latin``), else verbatim."""
+    if lang == "en" and p.source_latin:
+        return p.source_latin
+    return p.source or p.title or ("the collection" if lang == "en" else "المجموعة")
 
 
-def _source_and_day(lang: str, ev: Evidence) -> str:
-    """"BBC, 16 March 2018" / "BBC، 16 مارس 2018"."""
-    comma = "،" if lang == "ar" else ","
-    return f"{_attribution(lang, ev.passage, with_date=False)}{comma} {format_day(ev.day, lang)}"
+def _as_of(lang: str, ev: Evidence) -> str:
+    """"as of 25 January 2024, Arabi Post" / «حتى 25 يناير 2024، عربي بوست» (no date: the source)."""
+    source = _source(lang, ev.passage)
+    if not ev.day:
+        return source
+    if lang == "ar":
+        return f"حتى {format_day(ev.day, lang)}، {source}"
+    return f"as of {format_day(ev.day, lang)}, {source}"
+
+
+def display_short(lang: str, short: str | None) -> str | None:
+    """The short answer as an answer in ``lang`` gives it: English forms of figures and dates taken
+    from Arabic text for English answers (see answer/forms.py), else verbatim."""
+    if short is None or lang != "en":
+        return short
+    return english_form(short) or short
+
+
+def _lead(lang: str, ev: Evidence, short: str | None) -> str:
+    """The plain first line: "2,500 — as of 25 January 2024, Arabi Post"."""
+    as_of = _as_of(lang, ev)
+    if short:
+        return f"{short} — {as_of}"
+    return as_of[:1].upper() + as_of[1:] if lang == "en" else as_of
 
 
 def _quoted(ev: Evidence) -> str:
@@ -349,10 +373,10 @@ class _Writer:
         self.text = ""
         self.citations: list[Citation] = []
 
-    def claim(self, claim: str, ev: Evidence) -> None:
-        """Append ``claim`` followed by its ``[n]`` marker, citing ``ev``."""
+    def claim(self, claim: str, ev: Evidence, separator: str = PARAGRAPH_BREAK) -> int:
+        """Append ``claim`` followed by its ``[n]`` marker, citing ``ev``; return n."""
         if self.text:
-            self.text += " "
+            self.text += separator
         start = len(self.text)
         n = len(self.citations) + 1
         self.text += f"{claim} [{n}]"
@@ -364,35 +388,41 @@ class _Writer:
             answer_end=start + len(claim), score=ev.plain_score,
             span_start=p.start + ev.span[0] if ev.span else None,
             span_end=p.start + ev.span[1] if ev.span else None,
+            source_latin=p.source_latin,
         ))
+        return n
+
+    def quote(self, ev: Evidence, n: int) -> None:
+        """The verbatim quote of citation ``n`` as a paragraph of its own."""
+        self.text += f"{PARAGRAPH_BREAK}{_quoted(ev)} [{n}]"
 
 
 def render(lang: str, chosen: list[Evidence]) -> Composition:
+    """The lead line ("2,500 — as of 25 January 2024, Arabi Post [1]", with any corroborating
+    source on the same line), then each quote as its own paragraph."""
     lead = chosen[0]
+    display = display_short(lang, lead.short)
     writer = _Writer()
-    for i, ev in enumerate(chosen):
-        according = _attribution(lang, ev.passage)
-        if lang == "ar":
-            according = f"بحسب {according}"
-        claim = f"{according}: {_quoted(ev)}"
-        if i == 0 and lead.short:
-            claim = f"{lead.short} — {claim}"
-        writer.claim(claim, ev)
-    return Composition(writer.text, lead.short, lang, abstained=False, citations=writer.citations)
+    numbers = [writer.claim(_lead(lang, lead, display), lead)]
+    for ev in chosen[1:]:
+        day = f", {format_day(ev.day, lang)}" if ev.day else ""
+        also = f"وكذلك {_source(lang, ev.passage)}{day.replace(',', '،')}" if lang == "ar" else \
+            f"also {_source(lang, ev.passage)}{day}"
+        numbers.append(writer.claim(also, ev, separator="؛ " if lang == "ar" else "; "))
+    for ev, n in zip(chosen, numbers, strict=True):
+        writer.quote(ev, n)
+    return Composition(writer.text, lead.short, lang, abstained=False, citations=writer.citations,
+                       short_display=display)
 
 
 def render_as_of(lang: str, newer: Evidence, older: Evidence) -> Composition:
+    """The newest answer as of its date, its quote, then the older answer as earlier, its quote."""
     writer = _Writer()
-    as_of = format_day(newer.day, lang)
-    if lang == "ar":
-        writer.claim(f"حتى {as_of}: {newer.short} — بحسب {_attribution(lang, newer.passage, False)}: "
-                     f"{_quoted(newer)}", newer)
-        writer.claim(f"وذكر تقرير سابق ({_source_and_day(lang, older)}) الرقم {older.short}: "
-                     f"{_quoted(older)}", older)
-    else:
-        writer.claim(f"As of {as_of}: {newer.short} — {_attribution(lang, newer.passage, False)}: "
-                     f"{_quoted(newer)}", newer)
-        writer.claim(f"An earlier report ({_source_and_day(lang, older)}) gave {older.short}: "
-                     f"{_quoted(older)}", older)
-    return Composition(writer.text, newer.short, lang, abstained=False, citations=writer.citations)
-
+    display = display_short(lang, newer.short)
+    n = writer.claim(_lead(lang, newer, display), newer)
+    writer.quote(newer, n)
+    earlier = "سابقًا" if lang == "ar" else "Earlier"
+    m = writer.claim(f"{earlier}: {_lead(lang, older, display_short(lang, older.short))}", older)
+    writer.quote(older, m)
+    return Composition(writer.text, newer.short, lang, abstained=False, citations=writer.citations,
+                       short_display=display)

@@ -90,7 +90,7 @@ class ReaderComposer:
             self.reader.warm_up()
 
     def compose(self, request: ComposeInput) -> Composition:
-        question = analyse(request.question, request.question_lang)
+        question = analyse(request.reading_question, request.question_lang)
         ranked = self.candidates(request, question)
         if not ranked:
             return abstention(question.lang, confidence=None)
@@ -112,7 +112,7 @@ class ReaderComposer:
         considered = list(request.passages[:PASSAGES_READ])
         spans = self.windows(request, considered)
         readings = self.reader.read(
-            request.question, [p.text[s:e] for p, (s, e) in zip(considered, spans, strict=True)]
+            request.reading_question, [p.text[s:e] for p, (s, e) in zip(considered, spans, strict=True)]
         )
         out: list[Evidence] = []
         for reading in readings:

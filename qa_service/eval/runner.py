@@ -26,9 +26,19 @@ import httpx
 import msgspec
 
 from qa_service.errors import BadInputError, LLMError, NotReadyError
-from qa_service.models import Answer, AskRequest, Document, Mode
+from qa_service.models import Answer, AskRequest, Document, Mode, Turn
 from qa_service.settings import Settings
 
+from .conversations import (
+    Conversation,
+    TurnRecord,
+    is_conversation_file,
+    load_conversations,
+    print_conversation_summary,
+    run_async,
+    run_in_process,
+    write_conversation_results,
+)
 from .datasets import Dataset, EvalItem, load_dataset, load_distractors, subset
 from .metrics import QUESTION_TYPES, QuestionRecord, breakdown, grade, new_record, summarize
 from .options import EvalOptions, Threshold, options_from_args
@@ -81,7 +91,10 @@ class EvalRun:
 def run_from_args(args: argparse.Namespace, settings: Settings) -> int:
     """``qa-service eval``: run, print the headline table and where the report is."""
     run = evaluate(options_from_args(args), settings)
-    print_summary(run)
+    if "summary" in run.result:  # a conversation file
+        print_conversation_summary(run.result, run.out)
+    else:
+        print_summary(run)
     return run.exit_code
 
 
@@ -92,6 +105,11 @@ def evaluate(options: EvalOptions, settings: Settings, *, service_factory: Servi
              transport: httpx.AsyncBaseTransport | None = None) -> EvalRun:
     """The whole run; ``service_factory`` and ``transport`` are seams for tests."""
     _validate(options)
+    if is_conversation_file(options.dataset):
+        out = options.out or _new_out_dir(options.name or options.dataset.stem)
+        result, code = evaluate_conversations(options, settings, out, service_factory=service_factory,
+                                              transport=transport)
+        return EvalRun(result, [], out, code)
     dataset = load_dataset(options.dataset, questions_from=options.questions_from,
                            doc_prefix=options.doc_prefix, name=options.name)
     dataset = subset(dataset, options.limit, options.seed)
@@ -376,18 +394,22 @@ class HttpTarget:
                 bar.update(len(batch))
 
     async def ask(self, item: EvalItem, top_k: int, mode: str) -> QuestionRecord:
-        response, latency_ms = await self.send(
-            "POST", "/v1/ask", json={"question": item.question, "top_k": top_k, "mode": mode})
+        record, _ = await self.ask_answer(item, {"question": item.question, "top_k": top_k, "mode": mode})
+        return record
+
+    async def ask_answer(self, item: EvalItem, body: dict[str, Any]) -> tuple[QuestionRecord, Answer | None]:
+        """POST ``body`` to /v1/ask and grade the answer against ``item`` (with the answer itself)."""
+        response, latency_ms = await self.send("POST", "/v1/ask", json=body)
         if response.status_code != httpx.codes.OK:
             record = new_record(item)
             record.error = f"HTTP {response.status_code}: {_problem(response)}"
-            return record
+            return record, None
         try:
             answer = msgspec.json.decode(response.content, type=Answer)
         except msgspec.DecodeError as exc:
             record = new_record(item)
             record.error = f"the response is not a qa-service answer: {exc}"
-            return record
+            return record, None
         texts: dict[str, str] = {}
         unreadable: dict[str, str] = {}
         for doc_id in {c.document_id for c in answer.citations}:
@@ -396,7 +418,7 @@ class HttpTarget:
                 texts[doc_id] = text
             else:
                 unreadable[doc_id] = problem or "unreadable"
-        return grade(item, answer, latency_ms, texts, unreadable)
+        return grade(item, answer, latency_ms, texts, unreadable), answer
 
     async def document_text(self, doc_id: str) -> tuple[str | None, str | None]:
         """(text, None), or (None, why it could not be read); one request per document."""
@@ -436,6 +458,67 @@ async def _run_http(
                 bar.update()
                 return record
             records = list(await asyncio.gather(*(one(item) for item in dataset.items)))
+    meta = {"index_dir": None, "model": ready.get("model"),
+            "documents_in_index": ready.get("documents"), "chunks_in_index": ready.get("chunks")}
+    return meta, records
+
+
+# -- conversations ----------------------------------------------------------------------------
+
+
+def evaluate_conversations(options: EvalOptions, settings: Settings, out: Path, *,
+                           service_factory: ServiceFactory | None = None,
+                           transport: httpx.AsyncBaseTransport | None = None) -> tuple[dict[str, Any], int]:
+    """A conversation file: each turn with its history and each later turn alone (conversations.py)."""
+    if options.questions_from or options.ingest:
+        raise BadInputError("conversation files are asked over an existing collection: --questions-from "
+                            "and --ingest do not apply (see tests/data/conversations/README.md)")
+    conversations = load_conversations(options.dataset)
+    if options.limit is not None:
+        conversations = conversations[:options.limit]
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    if options.url:
+        target_meta, records = asyncio.run(_conversations_http(options, conversations, transport))
+    else:
+        settings = _in_process_settings(options, settings, out)
+        service = (service_factory or _open_service)(settings)
+        try:
+            docs, chunks = service.store.counts()
+            if docs == 0:
+                raise BadInputError(f"the index at {settings.index_dir} holds no documents; ingest the "
+                                    "collection first (see tests/data/conversations/README.md)")
+            records = run_in_process(service, conversations, options)
+            target_meta = {"index_dir": str(settings.index_dir), "model": service.encoder.model_id,
+                           "documents_in_index": docs, "chunks_in_index": chunks}
+        finally:
+            service.close()
+    meta = {"name": options.name or options.dataset.stem, "dataset": str(options.dataset),
+            "url": options.url, "mode": options.mode, "top_k": options.top_k,
+            "conversations": len(conversations), "turns": sum(len(c.turns) for c in conversations),
+            "started_at": started_at, "seconds": round(time.perf_counter() - started, 2), **target_meta}
+    result = write_conversation_results(out, meta, records, options.thresholds)
+    if any(not t["passed"] for t in result["thresholds"]):
+        return result, EXIT_THRESHOLD
+    return result, EXIT_PARTIAL if any(r.record.error for r in records) else EXIT_OK
+
+
+async def _conversations_http(options: EvalOptions, conversations: Sequence[Conversation],
+                              transport: httpx.AsyncBaseTransport | None
+                              ) -> tuple[dict[str, Any], list[TurnRecord]]:
+    assert options.url is not None
+    headers = {"authorization": f"Bearer {options.api_key}"} if options.api_key else {}
+    async with httpx.AsyncClient(base_url=options.url.rstrip("/"), timeout=options.timeout_s,
+                                 headers=headers, transport=transport) as client:
+        target = HttpTarget(client, concurrency=options.concurrency, retries=options.retries)
+        ready = await target.wait_ready()
+
+        async def ask(item: EvalItem, history: list[Turn]) -> tuple[QuestionRecord, Answer | None]:
+            body = {"question": item.question, "top_k": options.top_k, "mode": options.mode,
+                    "history": [msgspec.to_builtins(t) for t in history]}
+            return await target.ask_answer(item, body)
+
+        records = await run_async(conversations, ask)
     meta = {"index_dir": None, "model": ready.get("model"),
             "documents_in_index": ready.get("documents"), "chunks_in_index": ready.get("chunks")}
     return meta, records

@@ -199,6 +199,20 @@ _COPIED_SQL: Final = """
 """
 
 
+def document_chunk_rows(store: Store, document_ids: Sequence[str]
+                        ) -> list[tuple[int, npt.NDArray[np.float32]]]:
+    """(rowid, stored vector) of every chunk of the given documents."""
+    out: list[tuple[int, npt.NDArray[np.float32]]] = []
+    conn = store.reader()
+    for i in range(0, len(document_ids), SQL_BATCH):
+        batch = list(document_ids[i:i + SQL_BATCH])
+        marks = ",".join("?" * len(batch))
+        for rid, blob in conn.execute(
+                f"SELECT rowid, vector FROM chunks WHERE document_id IN ({marks}) ORDER BY rowid", batch):
+            out.append((int(rid), np.frombuffer(blob, dtype=np.float32)))
+    return out
+
+
 def chunk_rows(store: Store, rowids: Sequence[int]) -> dict[int, tuple[str, npt.NDArray[np.float32]]]:
     """Chunk id and stored vector of each chunk among ``rowids`` that still exists."""
     out: dict[int, tuple[str, npt.NDArray[np.float32]]] = {}

@@ -12,15 +12,17 @@ Hybrid retrieval that knows the question's language (see README "Retrieval"):
    Arabic articles), so it is never used across languages.
 4. Reciprocal-rank fusion of the two rankings (optionally a third: pseudo-relevance
    feedback, the best dense passages' own terms searched with BM25 — measured, off by
-   default), demotion of noisy chunks (captions, copied paragraphs, site furniture), and
-   the recency policy: near-ties go to the newer article.
+   default; and for a follow-up question, the chunks of the documents the previous answer
+   cited, by cosine to the question: the conversation's prior), demotion of noisy chunks
+   (captions, copied paragraphs, site furniture), and the recency policy: near-ties go to
+   the newer article.
 
 Filters are applied inside each ranking, never by shortening the result list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -35,6 +37,7 @@ from qa_service.retrieval.lexical import (
     LexicalSearcher,
     anchors,
     chunk_rows,
+    document_chunk_rows,
     question_terms,
 )
 from qa_service.retrieval.translit import arabic_skeletons, same_name
@@ -71,6 +74,8 @@ class RetrievalConfig:
     prf_same_language: bool = False  # also use PRF when question and passage share a language
     noise_penalty: float = 0.5  # relevance x (1 - penalty x noise share of the chunk)
     recency_margin: float = 0.02  # relative relevance gap under which newer ranks first
+    prior_weight: float = 1.0  # a follow-up's ranking of the chunks of documents cited before
+    prior_depth: int = 20  # chunks of those documents that count, closest to the question first
 
 
 class Retriever:
@@ -84,13 +89,20 @@ class Retriever:
         self.config = config or RetrievalConfig()
 
     def retrieve(self, question: str, qvec: np.ndarray, k: int,
-                 filters: Filters | None = None, config: RetrievalConfig | None = None) -> list[Passage]:
-        """The ``k`` best passages for ``question`` (``qvec``: its query embedding, shape (1, dim))."""
+                 filters: Filters | None = None, config: RetrievalConfig | None = None,
+                 prior: Sequence[str] = ()) -> list[Passage]:
+        """The ``k`` best passages for ``question`` (``qvec``: its query embedding, shape (1, dim)).
+
+        ``prior``: documents the conversation cited before (a follow-up question); their chunks,
+        closest to the question first, are fused as one more ranking.
+        """
         cfg = config or self.config
         cond = condition(filters)
         depth = max(cfg.candidates, k)
         dense = self._dense(qvec, depth, cond) if cfg.method != "lexical" else []
         rankings = self._rankings(question, dense, depth, cond, cfg)
+        if prior and cfg.prior_weight > 0:
+            rankings.append((self._prior(prior, qvec, cond, cfg), cfg.prior_weight))
         fused = rrf(rankings)
         if not fused:
             return []
@@ -151,6 +163,20 @@ class Retriever:
             scored.append((cosine + cfg.number_boost * found_numbers + cfg.name_boost * found_names, rid))
         scored.sort(key=lambda item: item[0], reverse=True)  # stable: ties keep dense order
         return [rid for _, rid in scored] + [rid for rid, _ in dense[cfg.anchor_depth:]]
+
+    def _prior(self, documents: Sequence[str], qvec: np.ndarray, cond: Condition,
+               cfg: RetrievalConfig) -> list[int]:
+        """The chunks of ``documents`` that ``cond`` allows, closest to the question first."""
+        rows = document_chunk_rows(self._store, documents)
+        if not cond.always:
+            allowed = allowed_among(self._store, [rid for rid, _ in rows], cond)
+            rows = [(rid, v) for rid, v in rows if rid in allowed]
+        if not rows:
+            return []
+        query = np.asarray(qvec, dtype=np.float32).reshape(-1)
+        scores = np.stack([v for _, v in rows]) @ query
+        order = np.argsort(-scores, kind="stable")[:cfg.prior_depth]
+        return [rows[i][0] for i in order]
 
     def _feedback(self, dense_ids: list[int], terms: list[str], depth: int, cond: Condition,
                   cfg: RetrievalConfig) -> list[int]:

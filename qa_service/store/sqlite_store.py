@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,9 +55,23 @@ MIGRATIONS: tuple[str, ...] = (
 _PASSAGE_SQL = """
     SELECT c.rowid, c.id, c.document_id, c.start, c."end",
            substr(d.text, c.start + 1, c."end" - c.start),
-           d.title, d.url, d.source, d.published_at, d.lang
+           d.title, d.url, d.source, d.published_at, d.lang,
+           CASE WHEN json_valid(d.metadata) AND json_type(d.metadata, '$.outlet_en') = 'text'
+                THEN json_extract(d.metadata, '$.outlet_en') END
     FROM chunks c JOIN documents d ON d.id = c.document_id
 """
+# The metadata key that gives an outlet's name in Latin script (``Passage.source_latin``).
+OUTLET_LATIN_KEY = "outlet_en"
+
+
+def _latin_name(value: object) -> str | None:
+    """A Latin-script outlet name from metadata: short, printable, no bidi controls; else None."""
+    if not isinstance(value, str):
+        return None
+    name = " ".join(value.split())
+    if not name or len(name) > 200 or any(unicodedata.category(ch) in ("Cf", "Cc") for ch in name):
+        return None
+    return name
 
 
 def content_hash(doc: Document) -> str:
@@ -318,7 +333,8 @@ class Store:
             if r is not None:
                 out.append(Passage(chunk_id=r[1], document_id=r[2], start=r[3], end=r[4],
                                    text=r[5], title=r[6], url=r[7], source=r[8],
-                                   published_at=r[9], lang=r[10], score=float(score)))
+                                   published_at=r[9], lang=r[10], score=float(score),
+                                   source_latin=_latin_name(r[11])))
         return out
 
     def all_vectors(self, dim: int) -> tuple[int, npt.NDArray[np.int64], Vectors]:

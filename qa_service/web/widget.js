@@ -88,6 +88,7 @@
       rejected: (detail) => `The question couldn’t be sent: ${detail}`,
       misconfigured: "The chat is not set up correctly (its endpoint must be an http(s) URL).",
       tooLong: `Questions can have at most ${MAX_QUESTION_CHARS} characters.`,
+      readAs: (text) => `Read with the conversation: ${text}`,
     },
     ar: {
       title: "اسأل الأخبار",
@@ -123,6 +124,7 @@
       rejected: (detail) => `تعذّر إرسال السؤال: ${detail}`,
       misconfigured: "لم تُضبط المحادثة بشكل صحيح (يجب أن يكون عنوانها http أو https).",
       tooLong: `لا يتجاوز السؤال ${MAX_QUESTION_CHARS} حرف.`,
+      readAs: (text) => `فُهم مع المحادثة: ${text}`,
     },
   };
 
@@ -192,6 +194,29 @@
       }
     }
     return spans.sort((a, b) => a[0] - b[0]);
+  }
+
+  /** The answer's paragraphs as the service lays them out (``blocks``), checked; [] when absent. */
+  function answerBlocks(result) {
+    if (!result || !Array.isArray(result.blocks)) return [];
+    const out = [];
+    for (const b of result.blocks) {
+      if (!b || typeof b.text !== "string" || !b.text) continue;
+      const kind = b.kind === "lead" || b.kind === "quote" ? b.kind : "text";
+      const dir = b.dir === "rtl" ? "rtl" : "ltr";
+      const citations = Array.isArray(b.citations) ? b.citations.map(Number).filter(Number.isInteger) : [];
+      out.push({ kind, text: b.text, dir, lang: langAttribute(b.lang), citations });
+    }
+    return out;
+  }
+
+  /** What the service read a follow-up as (shown under the question), or null. */
+  function followupNote(result) {
+    const f = result && result.followup;
+    if (!f || f.resolved !== true) return null;
+    const carried = Array.isArray(f.carried) ? f.carried.filter((w) => typeof w === "string") : [];
+    const text = carried.length ? carried.join(" · ") : typeof f.question === "string" ? f.question : "";
+    return cleanProse(text).trim() || null;
   }
 
   /** Seconds from a Retry-After header (delta-seconds or an HTTP date), or null. */
@@ -513,6 +538,12 @@
         const saved = JSON.parse(window.sessionStorage.getItem(this.storageKey) || "null");
         if (saved && Array.isArray(saved.turns)) {
           this.turns = saved.turns.filter((t) => t && typeof t.question === "string" && t.answer && typeof t.answer.answer === "string");
+          for (const t of this.turns) {
+            t.answer.citations = Array.isArray(t.answer.citations) ? t.answer.citations.filter((c) => c && typeof c === "object") : [];
+            t.answer.blocks = answerBlocks(t.answer);
+            t.answer.short_answer = typeof t.answer.short_answer === "string" ? t.answer.short_answer : "";
+            t.answer.followup_note = typeof t.answer.followup_note === "string" ? t.answer.followup_note : null;
+          }
           this.restoredOpen = saved.open === true;
         }
       } catch (_) {
@@ -574,7 +605,8 @@
         const answer = t.answer.answer.slice(0, HISTORY_MESSAGE_CHARS);
         total += question.length + answer.length;
         if (total > HISTORY_TOTAL_CHARS) break;
-        pairs.unshift([{ role: "user", content: question }, { role: "assistant", content: answer }]);
+        const cited = [...new Set(t.answer.citations.map((c) => c.document_id).filter((d) => typeof d === "string"))];
+        pairs.unshift([{ role: "user", content: question }, { role: "assistant", content: answer, document_ids: cited.slice(0, 50) }]);
       }
       return pairs.flat();
     }
@@ -665,6 +697,10 @@
         abstained: result.abstained === true,
         answer_language: langAttribute(result.answer_language),
         citations: Array.isArray(result.citations) ? result.citations.filter((c) => c && typeof c === "object") : [],
+        blocks: answerBlocks(result),
+        short_answer: typeof result.short_answer_display === "string" ? result.short_answer_display
+          : typeof result.short_answer === "string" ? result.short_answer : "",
+        followup_note: followupNote(result),
       };
       this.updateTurn(turn);
       this.save();
@@ -724,7 +760,8 @@
         el("p", { dir: "auto", lang: langAttribute(textLanguage(turn.question)), text: turn.question }),
       ]);
       turn.answerNode = el("div", { className: "answer" });
-      turn.node.append(question, turn.answerNode);
+      turn.noteNode = el("p", { className: "followup-note", dir: "auto", hidden: true });
+      turn.node.append(question, turn.noteNode, turn.answerNode);
       this.updateTurn(turn);
       return turn.node;
     }
@@ -763,9 +800,83 @@
         box.classList.add("abstained");
         children.push(el("p", { className: "badge", text: s.abstained }));
       }
-      children.push(this.renderAnswerText(turn, text, citations));
-      if (citations.length) children.push(this.renderSources(turn, citations));
+      const blocks = turn.answer ? turn.answer.blocks || [] : [];
+      const shown = new Set();
+      if (blocks.length) {
+        children.push(this.renderBlocks(turn, blocks, citations, shown));
+      } else {
+        children.push(this.renderAnswerText(turn, text, citations));
+      }
+      if (citations.length) children.push(this.renderSources(turn, citations, shown));
       box.replaceChildren(...children);
+      const note = turn.answer && turn.answer.followup_note;
+      if (turn.noteNode) {
+        turn.noteNode.hidden = !note;
+        turn.noteNode.textContent = note ? this.strings.readAs(note) : "";
+      }
+    }
+
+    /**
+     * The answer as the service laid it out: each paragraph in its own isolated block with its own
+     * direction — the lead line ("2,500 — as of 25 January 2024, Arabi Post [1]") in the question's
+     * direction, each verbatim quote right to left (an Arabic quote) as a block quote. ``shown``
+     * collects the citations whose quote the answer shows, so their source cards need not repeat it.
+     */
+    renderBlocks(turn, blocks, citations, shown) {
+      const lang = turn.answer.answer_language;
+      const box = el("div", { className: "answer-text", lang, dir: lang === "ar" ? "rtl" : "ltr" });
+      const byNumber = new Map(citations.map((c) => [Number(c.n), c]));
+      const names = turn.answer.short_answer ? [{ quote: turn.answer.short_answer }] : [];
+      blocks.forEach((block, i) => {
+        if (block.kind === "quote") {
+          const trailing = block.text.match(/(?:\s*\[\d{1,3}\])+\s*$/);
+          const body = trailing ? block.text.slice(0, trailing.index) : block.text;
+          const quote = el("blockquote", { className: "answer-quote", dir: block.dir, lang: block.lang });
+          const id = `${turn.id}-b${i}`;
+          quote.id = id;
+          const toggle = this.appendFoldable(quote, cleanProse(body), id);
+          if (trailing) this.appendProse(quote, turn, trailing[0], byNumber);
+          box.append(quote);
+          if (toggle) box.append(toggle);
+          for (const n of block.citations) shown.add(n);
+          return;
+        }
+        const paragraph = el("p", {
+          className: block.kind === "lead" ? "answer-lead" : "answer-para", dir: block.dir, lang: block.lang,
+        });
+        let last = 0;
+        for (const [start, end] of isolatedSpans(block.text, [...citations, ...names])) {
+          this.appendProse(paragraph, turn, block.text.slice(last, start), byNumber);
+          paragraph.append(el("bdi", { text: cleanProse(block.text.slice(start, end)) }));
+          last = end;
+        }
+        this.appendProse(paragraph, turn, block.text.slice(last), byNumber);
+        box.append(paragraph);
+      });
+      return box;
+    }
+
+    /** ``text`` into ``parent``, folded when long; returns the toggle button (or null). */
+    appendFoldable(parent, text, controlsId) {
+      const s = this.strings;
+      if (text.length <= QUOTE_FOLD_CHARS) {
+        parent.append(text);
+        return null;
+      }
+      const space = text.lastIndexOf(" ", QUOTE_PREVIEW_CHARS);
+      const cut = space > QUOTE_PREVIEW_CHARS / 2 ? space : QUOTE_PREVIEW_CHARS;
+      const ellipsis = el("span", { className: "ellipsis", "aria-hidden": "true", text: "…" });
+      const rest = el("span", { className: "rest", hidden: true, text: text.slice(cut) });
+      parent.append(text.slice(0, cut), ellipsis, rest);
+      const toggle = el("button", { type: "button", className: "fold", "aria-expanded": "false", "aria-controls": controlsId, text: s.showMore });
+      toggle.addEventListener("click", () => {
+        const unfold = rest.hidden;
+        rest.hidden = !unfold;
+        ellipsis.hidden = unfold;
+        toggle.setAttribute("aria-expanded", String(unfold));
+        toggle.textContent = unfold ? s.showLess : s.showMore;
+      });
+      return toggle;
     }
 
     /**
@@ -825,52 +936,38 @@
       this.reveal(target);
     }
 
-    renderSources(turn, citations) {
+    renderSources(turn, citations, shown) {
       const s = this.strings;
       const headingId = `${turn.id}-sources`;
       const list = el("ol", { className: "sources-list" });
       for (const citation of citations) {
         const n = Number(citation.n);
         if (!Number.isInteger(n)) continue;
-        list.append(this.renderSource(turn, n, citation));
+        list.append(this.renderSource(turn, n, citation, shown && shown.has(n)));
       }
       return el("section", { className: "sources", "aria-labelledby": headingId }, [
         el("h3", { id: headingId, text: s.sources }), list,
       ]);
     }
 
-    renderSource(turn, n, citation) {
+    renderSource(turn, n, citation, quoteShown) {
       const s = this.strings;
       const title = cleanLabel(citation.title) || cleanLabel(citation.document_id);
       const outlet = cleanLabel(citation.source);
       const date = formatDate(citation.published_at, this.lang);
-      const quote = cleanProse(citation.quote);
+      const quote = quoteShown ? "" : cleanProse(citation.quote); // already a block of the answer
       const quoteId = `${turn.id}-q${n}`;
       const meta = el("p", { className: "meta" }, [el("bdi", { className: "source-title", text: title })]);
       if (outlet) meta.append(el("span", { className: "sep", "aria-hidden": "true", text: " · " }), el("bdi", { className: "outlet", text: outlet }));
+      const latin = cleanLabel(citation.source_latin);
+      if (outlet && latin && latin !== outlet) meta.append(" ", el("bdi", { className: "outlet-latin", text: `(${latin})` }));
       if (date) meta.append(el("span", { className: "sep", "aria-hidden": "true", text: " · " }), el("span", { className: "date", text: s.asOf(date) }));
       const children = [el("span", { className: "num", "aria-hidden": "true", text: String(n) }), meta];
       if (quote) {
         const block = el("blockquote", { id: quoteId, className: "quote", dir: "auto", lang: langAttribute(citation.lang) });
         children.push(block);
-        if (quote.length > QUOTE_FOLD_CHARS) {
-          const space = quote.lastIndexOf(" ", QUOTE_PREVIEW_CHARS);
-          const cut = space > QUOTE_PREVIEW_CHARS / 2 ? space : QUOTE_PREVIEW_CHARS;
-          const ellipsis = el("span", { className: "ellipsis", "aria-hidden": "true", text: "…" });
-          const rest = el("span", { className: "rest", hidden: true, text: quote.slice(cut) });
-          block.append(quote.slice(0, cut), ellipsis, rest);
-          const toggle = el("button", { type: "button", className: "fold", "aria-expanded": "false", "aria-controls": quoteId, text: s.showMore });
-          toggle.addEventListener("click", () => {
-            const unfold = rest.hidden;
-            rest.hidden = !unfold;
-            ellipsis.hidden = unfold;
-            toggle.setAttribute("aria-expanded", String(unfold));
-            toggle.textContent = unfold ? s.showLess : s.showMore;
-          });
-          children.push(toggle);
-        } else {
-          block.textContent = quote;
-        }
+        const toggle = this.appendFoldable(block, quote, quoteId);
+        if (toggle) children.push(toggle);
       }
       const href = safeHttpUrl(citation.url);
       if (href) {

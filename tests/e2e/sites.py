@@ -92,6 +92,37 @@ def normal_answer(question: str) -> dict[str, Any]:
     return _answer(f"About 2,500 US troops remain in Iraq (asked: {question}). [1]", [_citation(1)])
 
 
+ARABIC_QUOTE = "وتنشر الولايات المتحدة 2500 عسكري في العراق لتقديم المشورة والمساعدة لقواته."
+
+
+def layout_answer(question: str, history: list[Any]) -> dict[str, Any]:
+    """An answer laid out as the service lays it out: a lead line, then the Arabic quote as a block;
+    a follow-up (history sent) also says how it was read."""
+    arabic = any("\u0600" <= ch <= "\u06ff" for ch in question)
+    lead = ("2500 — حتى 25 يناير 2024، عربي بوست [1]" if arabic
+            else "2,500 — as of 25 January 2024, Arabi Post [1]")
+    quote = f"«{ARABIC_QUOTE}» [1]"
+    text = f"{lead}\n\n{quote}"
+    lang = "ar" if arabic else "en"
+    citation = {**_citation(1, title="العراق يعلن اتفاقاً مع أمريكا", source="عربي بوست", quote=ARABIC_QUOTE,
+                            lang="ar"), "document_id": "seed", "source_latin": "Arabi Post"}
+    answer = _answer(text, [citation])
+    answer["answer_language"] = lang
+    answer["short_answer"] = "2500"
+    answer["short_answer_display"] = "2500" if arabic else "2,500"
+    answer["blocks"] = [
+        {"kind": "lead", "text": lead, "start": 0, "end": len(lead), "lang": lang,
+         "dir": "rtl" if arabic else "ltr", "citations": [1]},
+        {"kind": "quote", "text": quote, "start": len(lead) + 2, "end": len(text), "lang": "ar", "dir": "rtl",
+         "citations": [1]},
+    ]
+    if history:
+        answer["followup"] = {"resolved": True, "reason": "refers back", "question": question,
+                              "query": question, "carried": ["US troops", "Iraq"],
+                              "prior_documents": ["seed"]}
+    return answer
+
+
 ABSTAINED = _answer("The collection does not contain an answer to this question.", [], abstained=True)
 
 
@@ -212,6 +243,8 @@ class TestSite:
                     answer = footnote_answer()
                 elif "nothing" in question:
                     answer = ABSTAINED
+                elif "layout" in question or "مخطط" in question:
+                    answer = layout_answer(question, body.get("history") or [])
                 else:
                     answer = normal_answer(question)
                 self._stream(answer, pause="slow" in question, drop="drop" in question)

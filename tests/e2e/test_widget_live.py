@@ -72,12 +72,18 @@ def test_english_question_on_the_demo_page(new_page: Any, service: Service) -> N
     assert root_direction(page) == ("rtl", "ar")  # an Arabic page: the panel starts mirrored
     answer = _streamed_ask(page, TROOPS_EN)
     assert root_direction(page) == ("ltr", "en")  # the English question switches it
-    assert "2500" in answer.locator(".answer-text").inner_text()
+    # One plain English line (English figure, the outlet's Latin name), then the Arabic quote right to left.
+    lead = answer.locator(".answer-lead")
+    assert lead.inner_text().startswith("2,500 — as of 25 January 2024, Arabi Post")
+    assert lead.get_attribute("dir") == "ltr"
+    quote = answer.locator(".answer-quote").first
+    assert quote.get_attribute("dir") == "rtl" and quote.get_attribute("lang") == "ar"
+    assert "وتنشر الولايات المتحدة 2500 عسكري في العراق" in quote.inner_text()
     assert answer.locator(".cite").count() >= 1 and "abstained" not in (answer.get_attribute("class") or "")
     source = answer.locator(".source").first
     assert SEED_OUTLET in source.locator(".outlet").inner_text()
+    assert source.locator(".outlet-latin").inner_text() == "(Arabi Post)"
     assert source.locator(".date").inner_text() == "as of January 25, 2024"
-    assert "وتنشر الولايات المتحدة 2500 عسكري في العراق" in source.locator(".quote").inner_text()
     expect(chat(page).locator(".sources h3").first).to_have_text("Sources")
     screenshot(chat(page), ARTIFACTS / "widget-en.png")
     page.screenshot(path=str(ARTIFACTS / "demo-page.png"))
@@ -90,7 +96,9 @@ def test_arabic_question_and_citation_click_on_the_demo_page(new_page: Any, serv
     answer = _streamed_ask(page, TROOPS_AR)
     assert root_direction(page) == ("rtl", "ar")
     assert answer.locator(".answer-text").get_attribute("lang") == "ar"
-    assert "2500" in answer.locator(".answer-text").inner_text()
+    assert answer.locator(".answer-lead").inner_text().startswith("2500 — حتى 25 يناير 2024، عربي بوست")
+    assert answer.locator(".answer-lead").get_attribute("dir") == "rtl"
+    assert "2500" in answer.locator(".answer-quote").first.inner_text()
     expect(chat(page).locator(".sources h3").first).to_have_text("المصادر")
     source = answer.locator(".source").first
     assert source.locator(".date").inner_text() == "حتى 25 يناير 2024"  # Arabic month, the article's digits
@@ -153,7 +161,7 @@ def test_hostile_document_renders_inert(new_page: Any, service: Service) -> None
         source = answer.locator(".source").first
         assert source.locator(".source-title").inner_text() == BIDI_CONTROLS.sub("", HOSTILE_DOC["title"])
         assert source.locator(".outlet").inner_text() == BIDI_CONTROLS.sub("", HOSTILE_DOC["source"])
-        assert "<img src=x" in source.locator(".quote").inner_text()
+        assert "<img src=x" in answer.locator(".answer-quote").first.inner_text()
         assert source.locator("a.open").get_attribute("href") == "https://example.org/news/gnp.exe"
         assert in_shadow(page, "[...root.querySelectorAll('img, script, iframe, object')].length") == 0
         assert not BIDI_CONTROLS.search(in_shadow(page, "root.textContent"))
@@ -191,3 +199,41 @@ def test_foreign_page_with_hostile_css_and_strict_csp(new_page: Any, service: Se
     assert watched.problems() == []
     # The host page's own text did get the hostile styles: the test page really is hostile.
     assert re.match(r"40px", page.evaluate("getComputedStyle(document.querySelector('h1')).fontSize"))
+
+
+CONVERSATIONS = {
+    "en": [TROOPS_EN, "Since when have they been negotiating over it?", "Who is the US ambassador there?"],
+    "ar": [TROOPS_AR, "ومنذ متى تتفاوض الحكومتان على ذلك؟", "ومن وزير خارجيتها؟"],
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_a_three_turn_conversation_with_the_real_service(new_page: Any, service: Service, lang: str) -> None:
+    watched = _open(new_page, f"{service.url}/")
+    page = watched.page
+    sent: list[Any] = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/ask") else None)
+    answers = [_streamed_ask(page, q) for q in CONVERSATIONS[lang]]
+    # The follow-ups carry the conversation, with the documents each answer cited.
+    assert [len(body["history"]) for body in sent] == [0, 2, 4]
+    assert any("arabipost-2024-01-25-iraq-coalition" in turn.get("document_ids", [])
+               for turn in sent[2]["history"] if turn["role"] == "assistant")
+    direction = "rtl" if lang == "ar" else "ltr"
+    turns = chat(page).locator(".turn")
+    for n, answer in enumerate(answers):
+        assert "abstained" not in (answer.get_attribute("class") or ""), answer.inner_text()
+        assert answer.locator(".answer-lead").get_attribute("dir") == direction
+        quote = answer.locator(".answer-quote").first
+        assert quote.get_attribute("dir") == "rtl" and quote.get_attribute("lang") == "ar"
+        # Each answer comes from the seed article the conversation is about.
+        assert "العراق يعلن توصله" in answer.locator(".source-title").first.inner_text()
+        note = turns.nth(n).locator(".followup-note")
+        if n == 0:
+            expect(note).to_be_hidden()
+        else:
+            expect(note).to_be_visible()  # the service read it with the conversation
+    assert "2023" in answers[1].inner_text()  # the talks began in August 2023
+    if lang == "en":
+        assert answers[1].locator(".answer-lead").inner_text().startswith("August 2023")
+    screenshot(chat(page), ARTIFACTS / f"widget-conversation-{lang}.png")
+    assert watched.problems() == []

@@ -252,3 +252,49 @@ def test_text_contrast_meets_wcag_aa(new_page: Any, scripted: TestSite) -> None:
             "span.date", "blockquote.quote", "button.fold", "p.badge", "p.notice", "button.retry"} <= kinds
     failing = [(element, text, round(ratio, 2)) for element, text, ratio in checked if ratio < 4.5]
     assert failing == [], "text below WCAG AA contrast (4.5:1)"
+
+
+@pytest.mark.parametrize(("lang", "questions", "lead_dir"), [
+    ("en", ["layout: how many US troops are in Iraq?", "layout: and since when?", "layout: who decided it?"],
+     "ltr"),
+    ("ar", ["مخطط: كم عدد الجنود الأمريكيين في العراق؟", "مخطط: ومنذ متى؟", "مخطط: ومن قرر ذلك؟"], "rtl"),
+])
+def test_a_three_turn_conversation_lays_each_direction_out_in_its_own_block(
+        new_page: Any, scripted: TestSite, lang: str, questions: list[str], lead_dir: str) -> None:
+    watched = _open_inline(new_page, scripted, lang)
+    page = watched.page
+    answers = [wait_done(ask(page, q)) for q in questions]
+    # Every follow-up carries the conversation: questions, answers and the documents they cited.
+    history = scripted.log.bodies[2]["history"]
+    assert [m["role"] for m in history] == ["user", "assistant"] * 2
+    assert history[1]["document_ids"] == ["seed"] and history[2]["content"] == questions[1]
+    for n, answer in enumerate(answers):
+        lead, quote = answer.locator(".answer-lead"), answer.locator(".answer-quote")
+        assert lead.get_attribute("dir") == lead_dir and quote.get_attribute("dir") == "rtl"
+        assert quote.get_attribute("lang") == "ar" and "وتنشر الولايات المتحدة" in quote.inner_text()
+        expect(answer.locator(".cite")).to_have_count(2)  # after the lead line and after the quote
+        # The lead line reads in its own direction: the Arabic outlet is isolated inside it.
+        if lang == "en":
+            assert lead.inner_text().startswith("2,500 — as of 25 January 2024, Arabi Post")
+        else:
+            assert lead.inner_text().startswith("2500 — حتى 25 يناير 2024، عربي بوست")
+            assert answer.locator("bdi", has_text="عربي بوست").count() >= 1
+        # The quote is not repeated in its source card, which names the outlet in both scripts.
+        assert answer.locator(".source .quote").count() == 0
+        assert answer.locator(".source .outlet-latin").inner_text() == "(Arabi Post)"
+        note = answer.locator(".followup-note") if n == 0 else page.locator("qa-chat .turn").nth(n).locator(
+            ".followup-note")
+        if n == 0:
+            expect(page.locator("qa-chat .turn").first.locator(".followup-note")).to_be_hidden()
+        else:
+            expect(note).to_be_visible()
+            assert "US troops · Iraq" in note.inner_text()
+    # The quote block sits right to left: its text ends at the block's left edge.
+    box = answers[0].locator(".answer-quote").bounding_box()
+    assert box is not None and box["width"] > 100
+    answers[0].locator(".cite").last.click()
+    expect(answers[0].locator(".source").first).to_have_class("source active")
+    page.reload()
+    expect(chat(page).locator(".answer-quote")).to_have_count(3)  # the layout survives a reload
+    screenshot(chat(page), ARTIFACTS / f"widget-scripted-conversation-{lang}.png")
+    assert watched.problems() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from qa_service.answer.base import ComposeInput
@@ -28,23 +29,40 @@ def test_quantity_in_arabic_cites_the_sentence_verbatim_with_document_offsets() 
     cit = c.citations[0]
     assert cit.quote.startswith("وتنشر الولايات المتحدة 2500 عسكري")
     assert SEED_TEXT[cit.start - SEED.start:cit.end - SEED.start] == cit.quote  # document offsets
-    assert c.answer.startswith("2500 — بحسب عربي بوست (25 يناير 2024): «وتنشر")
-    assert c.answer[cit.answer_start:cit.answer_end].endswith("»")
-    assert c.answer[cit.answer_end:] == " [1]"
+    # One plain line in the question's language, then the verbatim quote as its own paragraph.
+    lead, quote = c.answer.split("\n\n")
+    assert lead == "2500 — حتى 25 يناير 2024، عربي بوست [1]"
+    assert quote == f"«{cit.quote}» [1]"
+    assert c.answer[cit.answer_start:cit.answer_end] == "2500 — حتى 25 يناير 2024، عربي بوست"
 
 
 def test_english_question_over_arabic_text_answers_in_english_with_the_arabic_quote() -> None:
     answer, short, _ = ask("How many US troops are in Iraq?", [SEED], "en")
     assert short == "2500"
-    assert answer.startswith("2500 — عربي بوست (25 January 2024): «وتنشر الولايات المتحدة 2500")
+    lead, quote = answer.split("\n\n")
+    assert lead == "2,500 — as of 25 January 2024, عربي بوست [1]"
+    assert quote.startswith("«وتنشر الولايات المتحدة 2500") and quote.endswith("» [1]")
+
+
+def test_english_answers_name_the_outlet_in_latin_script_where_the_collection_has_it() -> None:
+    seed = msgspec.structs.replace(SEED, source_latin="Arabi Post")
+    c = composer.compose(ComposeInput("How many US troops are in Iraq?", "en", [seed]))
+    assert c.answer.startswith("2,500 — as of 25 January 2024, Arabi Post [1]\n\n«")
+    assert c.short_answer == "2500" and c.short_display == "2,500"
+    assert c.citations[0].source == "عربي بوست" and c.citations[0].source_latin == "Arabi Post"
+    arabic = composer.compose(ComposeInput("كم عدد الجنود الأمريكيين في العراق؟", "ar", [seed]))
+    assert arabic.answer.startswith("2500 — حتى 25 يناير 2024، عربي بوست [1]")
 
 
 def test_newest_figure_leads_as_of_its_date_and_the_older_one_keeps_its_citation() -> None:
     c = composer.compose(ComposeInput("How many US troops are in Iraq?", "en", [BBC, SEED]))
     verify_citations(c.answer, c.citations, [BBC, SEED])
     assert c.short_answer == "2500"
-    assert c.answer.startswith("As of 25 January 2024: 2500 — عربي بوست: «")
-    assert "An earlier report (BBC, 16 March 2018) gave 522: «وتقر الولايات المتحدة" in c.answer
+    paragraphs = c.answer.split("\n\n")
+    assert paragraphs[0] == "2,500 — as of 25 January 2024, عربي بوست [1]"
+    assert paragraphs[1].startswith("«وتنشر")
+    assert paragraphs[2] == "Earlier: 522 — as of 16 March 2018, BBC [2]"
+    assert paragraphs[3].startswith("«وتقر الولايات المتحدة") and paragraphs[3].endswith("» [2]")
     assert [(x.n, x.document_id, x.published_at[:10]) for x in c.citations] == [
         (1, "seed", "2024-01-25"), (2, "bbc", "2018-03-16")]
     older = c.citations[1]
@@ -54,8 +72,8 @@ def test_newest_figure_leads_as_of_its_date_and_the_older_one_keeps_its_citation
 def test_time_aware_answer_in_arabic() -> None:
     answer, short, docs = ask("كم عدد الجنود الأمريكيين في العراق؟", [BBC, SEED], "ar")
     assert short == "2500" and docs == ["seed", "bbc"]
-    assert answer.startswith("حتى 25 يناير 2024: 2500")
-    assert "وذكر تقرير سابق (BBC، 16 مارس 2018) الرقم 522" in answer
+    assert answer.startswith("2500 — حتى 25 يناير 2024، عربي بوست [1]\n\n«")
+    assert "\n\nسابقًا: 522 — حتى 16 مارس 2018، BBC [2]\n\n«وتقر" in answer
 
 
 def test_a_question_naming_a_year_prefers_evidence_from_then() -> None:
@@ -69,8 +87,12 @@ def test_same_figure_in_other_digits_is_not_a_disagreement() -> None:
     other = passage("other", "وتنشر الولايات المتحدة ٢٬٥٠٠ عسكري في العراق.", 0.86,
                     source="الجزيرة", published_at="2023-05-01")
     answer, short, docs = ask("كم عدد العسكريين الأمريكيين في العراق؟", [SEED, other], "ar")
-    assert short in {"2500", "٢٬٥٠٠"} and "حتى" not in answer
+    assert short in {"2500", "٢٬٥٠٠"} and "سابقًا" not in answer
     assert set(docs) == {"seed", "other"}
+    # Both sources on the one lead line, then each quote.
+    assert answer.split("\n\n")[0].endswith("[1]؛ وكذلك الجزيرة، 1 مايو 2023 [2]") or \
+        answer.split("\n\n")[0].endswith("[1]؛ وكذلك عربي بوست، 25 يناير 2024 [2]")
+    assert len(answer.split("\n\n")) == 3
 
 
 def test_low_evidence_abstains_in_the_question_language_without_citations() -> None:

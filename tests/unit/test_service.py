@@ -35,9 +35,14 @@ def test_ask_cites_the_exact_sentence_and_offsets_match_the_stored_text(fake_ser
         doc = fake_service.store.get_document(c.document_id)
         assert doc is not None and doc.text[c.start:c.end] == c.quote
         assert f"[{c.n}]" in answer.answer
-        assert answer.answer[c.answer_start:c.answer_end].endswith(("»", "”"))
+        assert f"«{c.quote}» [{c.n}]" in answer.answer
     assert answer.short_answer == "2500"
     assert answer.answer_language == "ar"
+    # The answer's paragraphs as blocks: the lead line in the question's direction, then quotes.
+    kinds = [(b.kind, b.dir) for b in answer.blocks]
+    assert kinds[0] == ("lead", "rtl") and all(k == ("quote", "rtl") for k in kinds[1:])
+    assert all(answer.answer[b.start:b.end] == b.text for b in answer.blocks)
+    assert answer.blocks[1].citations == [1] and answer.followup is None
 
 
 def test_reingesting_unchanged_documents_does_no_work(fake_service: QAService) -> None:
