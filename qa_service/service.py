@@ -18,6 +18,7 @@ from qa_service.answer.base import ComposeInput, Composer, SentenceLookup
 from qa_service.answer.followup import Resolution, resolve
 from qa_service.answer.layout import answer_blocks
 from qa_service.answer.pipeline import AnswerPipeline
+from qa_service.answer.reader import READ_DEPTH
 from qa_service.embedding.base import Encoder
 from qa_service.errors import BadInputError, IndexCorruptError, StorageError, WriterBusyError
 from qa_service.ingest.chunker import ChunkerConfig, chunk_spans
@@ -386,15 +387,19 @@ class QAService:
         query = followup.query if followup else question
         prior = followup.prior_documents if followup else ()
         anchored = (question, followup.anchor) if followup and followup.anchor != followup.query else None
-        passages, timings, qvec = self._search(query, request.top_k, request.filters, prior, timings,
-                                               anchored)
+        found, timings, qvec = self._search(query, max(request.top_k, READ_DEPTH), request.filters, prior,
+                                            timings, anchored)
+        passages, reserve = found[:request.top_k], found[request.top_k:]
         t0 = time.perf_counter()
         lang = detect_language(question)
         composition = self.answers.compose(
             ComposeInput(question, lang, passages, request.history, query_vector=qvec,
                          sentence_vectors=self.sentence_lookup(),
-                         resolved_question=followup.question if followup else None), request.mode)
+                         resolved_question=followup.question if followup else None, reserve=reserve),
+            request.mode)
         timings.compose = _ms(time.perf_counter() - t0)
+        cited = {c.chunk_id for c in composition.citations}
+        passages += [p for p in reserve if p.chunk_id in cited]  # read below the top: listed after it
         timings.total = _ms(time.perf_counter() - started)
         return Answer(
             answer=composition.answer, short_answer=composition.short_answer,

@@ -27,6 +27,9 @@ class ComposeInput:
     # A follow-up question as resolved with the conversation ("When will they leave? US troops
     # Iraq"; see answer/followup.py); the extractive composers read it, the LLM reads ``history``.
     resolved_question: str | None = None
+    # Passages ranked just below ``passages``: a composer may read the newest of them for a
+    # question about the present (the newest evidence that answers leads, see answer/reader.py).
+    reserve: Sequence[Passage] = ()
 
     @property
     def reading_question(self) -> str:

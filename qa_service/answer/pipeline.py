@@ -103,7 +103,7 @@ class AnswerPipeline:
 
     @staticmethod
     def _verified(composition: Composition, request: ComposeInput) -> Composition:
-        verify_citations(composition.answer, composition.citations, request.passages,
+        verify_citations(composition.answer, composition.citations, [*request.passages, *request.reserve],
                          abstained=composition.abstained)
         return composition
 

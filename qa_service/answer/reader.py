@@ -31,6 +31,11 @@ PASSAGES_READ: Final = 5
 # Weight of the passage's retrieval score (cosine-like, 0.7-0.9) next to the reader's span score
 # (logit differences spread over about -10..10). Tuned on the XQuAD dev split (bench answers).
 RETRIEVAL_WEIGHT: Final = 4.0
+# A question about the present also reads up to this many passages from below the top ones
+# (to ``READ_DEPTH`` retrieved) that are newer than every top passage: the newest evidence that
+# answers may rank low when older articles share more of the question's words.
+NEWER_READ: Final = 2
+READ_DEPTH: Final = 15
 # Added to a candidate whose sentence or article is from a year the question names.
 TIME_MATCH_BONUS: Final = 1.0
 # Candidates this close to the best count as its contenders for "as of" and corroboration.
@@ -109,7 +114,7 @@ class ReaderComposer:
 
     def candidates(self, request: ComposeInput, question: Question) -> list[Evidence]:
         """Each read passage's best span as evidence (its sentence quoted), best first."""
-        considered = list(request.passages[:PASSAGES_READ])
+        considered = [*request.passages[:PASSAGES_READ], *newer(question, request)]
         spans = self.windows(request, considered)
         readings = self.reader.read(
             request.reading_question, [p.text[s:e] for p, (s, e) in zip(considered, spans, strict=True)]
@@ -161,6 +166,19 @@ class ReaderComposer:
                 lo, hi = first, last
             out.append((sentences[lo][0], sentences[hi][1]))
         return out
+
+
+def newer(question: Question, request: ComposeInput) -> list[Passage]:
+    """For a question about the present: the newest passages below the top ones that are newer
+    than all of them (at most ``NEWER_READ``); none for a question naming a year or the past."""
+    if question.years or question.past:
+        return []
+    top = request.passages[:PASSAGES_READ]
+    latest = max(((p.published_at or "")[:10] for p in top), default="")
+    pool = [p for p in [*request.passages[PASSAGES_READ:], *request.reserve]
+            if (p.published_at or "")[:10] > latest]
+    pool.sort(key=lambda p: (p.published_at or "")[:10], reverse=True)  # stable: rank order within a day
+    return pool[:NEWER_READ]
 
 
 def as_of(question: Question, ranked: list[Evidence]) -> tuple[Evidence | None, Evidence | None]:

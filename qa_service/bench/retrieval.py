@@ -246,6 +246,7 @@ ABLATIONS: Final[dict[str, RetrievalConfig]] = {
     "hybrid + PRF (all languages)": replace(HYBRID, prf_weight=0.5, prf_same_language=True),
     "hybrid, lexical weight 0.5": replace(HYBRID, lexical_weight=0.5),
     "hybrid, no noise demotion": replace(HYBRID, noise_penalty=0.0),
+    "hybrid, no sentence ranking": replace(HYBRID, sentence_weight=0.0),
 }
 
 

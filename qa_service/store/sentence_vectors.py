@@ -25,7 +25,7 @@ import logging
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from qa_service.embedding.base import Vectors
 log = logging.getLogger(__name__)
 
 Span = tuple[int, int]
+K = TypeVar("K", str, int)
 
 # Appended to ``sqlite_store.MIGRATIONS``.
 SENTENCE_VECTORS_MIGRATION: Final = """
@@ -114,9 +115,9 @@ class SentenceVectors:
         return out
 
 
-def decode_rows(rows: Iterable[tuple[str, bytes]]) -> dict[str, SentenceVectors]:
-    """Decoded ``(chunk id, blob)`` rows; a malformed blob is left out (and logged)."""
-    out: dict[str, SentenceVectors] = {}
+def decode_rows(rows: Iterable[tuple[K, bytes]]) -> dict[K, SentenceVectors]:
+    """Decoded ``(chunk id or rowid, blob)`` rows; a malformed blob is left out (and logged)."""
+    out: dict[K, SentenceVectors] = {}
     for chunk, blob in rows:
         decoded = SentenceVectors.decode(bytes(blob))
         if decoded is None:

@@ -63,6 +63,9 @@ _PASSAGE_SQL = """
 # The metadata key that gives an outlet's name in Latin script (``Passage.source_latin``).
 OUTLET_LATIN_KEY = "outlet_en"
 
+# Ids per IN (...) query: far below SQLite's limit on bound variables.
+_SQL_BATCH = 500
+
 
 def _latin_name(value: object) -> str | None:
     """A Latin-script outlet name from metadata: short, printable, no bidi controls; else None."""
@@ -304,6 +307,18 @@ class Store:
             f"SELECT c.id, s.data FROM chunks c JOIN chunk_sentences s ON s.chunk_rowid = c.rowid "
             f"WHERE c.id IN ({marks})", list(chunk_ids))
         return decode_rows(rows)
+
+    def sentences_by_rowid(self, rowids: Sequence[int]) -> dict[int, SentenceVectors]:
+        """Sentence vectors of the given chunks (by rowid); chunks without are absent."""
+        conn = self._conn()
+        out: dict[int, SentenceVectors] = {}
+        for i in range(0, len(rowids), _SQL_BATCH):
+            batch = [int(r) for r in rowids[i:i + _SQL_BATCH]]
+            marks = ",".join("?" * len(batch))
+            rows = conn.execute(f"SELECT chunk_rowid, data FROM chunk_sentences WHERE chunk_rowid IN ({marks})",
+                                batch)
+            out.update(decode_rows(rows))
+        return out
 
     @staticmethod
     def _delete_chunks(tx: sqlite3.Connection, doc_id: str) -> list[int]:

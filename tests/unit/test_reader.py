@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from qa_service.answer.base import ComposeInput
+from qa_service.answer.question import analyse
 from qa_service.answer.reader import LazyReader, ReaderComposer, holding_sentence
 from qa_service.answer.verify import verify_citations
 from qa_service.errors import ModelUnavailableError
+from qa_service.models import Passage
 from qa_service.reader import data as rd
 from qa_service.reader.features import BOS, EOS, Encoded, Window, batch_arrays, best_span, windows
 from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE, Reading, trim, verify_weights
@@ -293,3 +295,25 @@ def test_the_same_figure_on_two_dates_is_no_disagreement() -> None:
     composer = ReaderComposer(ScriptedReader({"2500": 5.0, "٢٥٠٠": 5.1}), 0.0)
     c = composer.compose(ComposeInput("How many US troops are in Iraq?", "en", [again, SEED]))
     assert "Earlier" not in c.answer and len(c.citations) == 2
+
+
+def _filler(i: int) -> Passage:
+    return passage(f"old-{i}", f"وقال مسؤول عراقي في تصريح رقم {i} إن الوضع مستقر.", 0.86 - i / 100,
+                   published_at=f"2018-0{i + 1}-01T00:00:00+00:00")
+
+
+def test_a_present_tense_question_also_reads_the_newest_passage_below_the_top() -> None:
+    # The newest answer ranks 8th: older articles share more words. Read, it leads "as of".
+    top = [OLD_PM, *(_filler(i) for i in range(4))]
+    reserve = [_filler(5), _filler(6), NEW_PM]
+    reader = ScriptedReader({"حيدر العبادي": 5.5, "عادل عبد المهدي": 5.0})
+    composer = ReaderComposer(reader, 0.0)
+    request = ComposeInput("Who is the prime minister of Iraq?", "en", top, reserve=reserve)
+    c = composer.compose(request)
+    assert c.short_answer == "عادل عبد المهدي" and c.citations[0].document_id == "pm-october"
+    verify_citations(c.answer, c.citations, [*request.passages, *request.reserve])
+    past = composer.compose(ComposeInput("Who was the prime minister of Iraq?", "en", top, reserve=reserve))
+    assert past.short_answer == "حيدر العبادي" and len(past.citations) == 1
+    older = ComposeInput("Who is the prime minister of Iraq?", "en", [NEW_PM, *top[1:]], reserve=[OLD_PM])
+    assert [ev.passage.document_id for ev in composer.candidates(older, analyse(older.question, "en"))
+            if ev.passage is OLD_PM] == []  # nothing newer below the top: only the top is read

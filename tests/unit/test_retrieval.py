@@ -228,6 +228,33 @@ def test_invalid_filters_are_bad_input(fake_service: QAService, filters: Filters
         fake_service.search("انسحاب", 5, filters)
 
 
+# -- sentences ------------------------------------------------------------------------------
+
+
+def test_the_sentence_that_answers_ranks_a_chunk_its_chunk_vector_dilutes(settings: Settings) -> None:
+    # "letter" dilutes the seed chunk's vector; its one "troops" sentence is the answer. The
+    # other article is about the army throughout, so its chunk vector is closer.
+    encoder = TableEncoder({"troops": [1, 0], "الجنود": [1, 0], "رسالة": [0, 1], "الجيش": [0.8, 0.6]})
+    service = QAService(settings, encoder)
+    service.ingest([
+        _doc("seed", "نشر السفير رسالة طويلة. وتنشر الولايات المتحدة الجنود في العراق. وختم السفير رسالة ثانية."),
+        _doc("army", "تحدث قائد الجيش عن التدريب. وزار الجيش المعسكر."),
+    ])
+    question = "How many US troops are in Iraq?"
+    assert _ids(service, question, 2, sentence_weight=0.0) == ["army", "seed"]  # chunk vectors alone
+    assert _ids(service, question, 2, dense_weight=0.0, sentence_weight=1.0) == ["seed", "army"]
+    assert RetrievalConfig().sentence_weight > 0  # on by default (news dev: docs/benchmarks.md)
+    service.close()
+
+
+def test_chunks_stored_without_sentence_vectors_are_still_retrieved(tmp_path: Path) -> None:
+    settings = Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "m", sentence_vectors=False)
+    service = QAService(settings, FakeEncoder())
+    service.ingest([_doc("a", "عدد الجنود في العراق 2500 جندي."), _doc("b", "ارتفعت أسعار النفط.")])
+    assert _ids(service, "كم عدد الجنود في العراق؟", 1) == ["a"]
+    service.close()
+
+
 # -- recency --------------------------------------------------------------------------------
 
 
