@@ -14,6 +14,7 @@ import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -50,11 +51,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _traversable_by_all(path: Path) -> bool:
+    """Whether every folder above ``path`` lets other users through (o+x)."""
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system
+        shutil.copy2(src, dst)
+
+
 class PgServer:
     """One server in its own temp folder; ``url(db)`` names a database on it."""
 
     def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
         self.root = Path(tempfile.mkdtemp(prefix="qa-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -63,6 +75,18 @@ class PgServer:
             self._user = UNPRIVILEGED_USER
             entry = pwd.getpwnam(self._user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
+            self.root.chmod(0o755)
+            if not _traversable_by_all(bindir):
+                # A venv under /root is closed to that user: give it its own (hard-linked) copy,
+                # with the wheel's shared libraries beside it where its RPATH expects them.
+                install, package = bindir.parent, bindir.parent.parent
+                site = self.root / "site"
+                shutil.copytree(install, site / package.name / install.name, symlinks=True,
+                                copy_function=_link_or_copy)
+                for libs in package.parent.glob(f"{package.name}.libs"):
+                    shutil.copytree(libs, site / libs.name, symlinks=True, copy_function=_link_or_copy)
+                bindir = site / package.name / install.name / bindir.name
+        self.bindir = bindir
         self._tmpl = 0
 
     def _run(self, *args: str, timeout: float = START_TIMEOUT_S) -> None:

@@ -160,14 +160,15 @@ class PgSearch:
                 ORDER BY c.embedding <#> %s::halfvec LIMIT %s""",
             (query, *args, query, depth),
             settings={"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": ef})
-        hits = sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda h: h[1], reverse=True)
+        # Relaxed order: re-sort; equal cosines go to the newer chunk, as in FAISS's exact search.
+        hits = sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda h: (-h[1], -h[0]))
         if len(hits) >= depth or not where:
             return hits
         # The graph scan stopped before ``depth`` chunks passed a selective filter: rank the
         # allowed chunks exactly (the expression is not the indexed one, so no index is used).
         rows = self._store.read_rows(
             f"""SELECT c.rowid, -(c.embedding <#> %s::halfvec) AS score FROM {source} WHERE {where}
-                ORDER BY (c.embedding <#> %s::halfvec) + 0 LIMIT %s""", (query, *args, query, depth))
+                ORDER BY (c.embedding <#> %s::halfvec) + 0, c.rowid DESC LIMIT %s""", (query, *args, query, depth))
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def allowed_among(self, rowids: Sequence[int], cond: Condition) -> set[int]:

@@ -11,7 +11,7 @@ no index generations to publish: a committed write is searchable by every proces
   and light stems), as postings with term frequencies; BM25 is computed in SQL with the same
   formula as SQLite FTS5 (PostgreSQL's ``arabic`` configuration does not stem «والحكومة»).
 * Writers run in transactions and may run at once on many hosts: each document is locked by
-  an advisory lock on its id (taken in id order, so two writers never deadlock), and a
+  an advisory lock on its id (taken in key order, so two writers never deadlock), and a
   document another writer stored meanwhile with the same content hash is skipped.
 * Reads may go to streaming replicas (``QA_STORE_READ_URLS``); writes and the reads that
   decide a write go to the primary.
@@ -337,10 +337,9 @@ class PgStore:
         chunk_delta = token_delta = 0
         with self._transaction() as cur:
             self._ensure_dimension(cur, int(prepared[0].vectors.shape[1]))
-            # Id order: two writers lock shared documents in the same order, so never deadlock.
-            for item in sorted(prepared, key=lambda p: p.document.id):
+            self._lock_documents(cur, [item.document.id for item in prepared])
+            for item in prepared:
                 doc = item.document
-                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (doc.id,))
                 cur.execute("SELECT content_hash FROM documents WHERE id = %s", (doc.id,))
                 stored = cur.fetchone()
                 if stored is not None and stored[0] == item.content_hash:
@@ -364,6 +363,12 @@ class PgStore:
             generation = self._bump(cur, chunk_delta, token_delta)
         return WriteResult(added_ids=np.asarray(added, dtype=np.int64), removed_ids=removed,
                            generation=generation, documents_written=written)
+
+    @staticmethod
+    def _lock_documents(cur: psycopg.Cursor[Any], doc_ids: Sequence[str]) -> None:
+        """Lock the documents for this transaction, in key order: two writers never deadlock."""
+        cur.execute("SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(t, 0) AS k "
+                    "FROM unnest(%s::text[]) AS t ORDER BY k) AS keys", (list(doc_ids),))
 
     @staticmethod
     def _insert_chunks(cur: psycopg.Cursor[Any], item: PreparedDocument) -> list[lexical.ChunkAnalysis]:
@@ -417,7 +422,7 @@ class PgStore:
     @_reported
     def delete_document(self, doc_id: str) -> WriteResult | None:
         with self._transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (doc_id,))
+            self._lock_documents(cur, [doc_id])
             gone, tokens = self._delete_chunks(cur, doc_id)
             cur.execute("DELETE FROM documents WHERE id = %s", (doc_id,))
             if cur.rowcount == 0:

@@ -13,10 +13,14 @@ import pytest
 
 from qa_service.errors import QAError
 from qa_service.models import AskRequest, Document, Filters
+from qa_service.retrieval.filters import condition
+from qa_service.retrieval.lexical import question_terms
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from qa_service.store import lexical
+from tests.conftest import pg_database
 from tests.fakes import FakeEncoder
+from tests.pg import PgServer
 
 SEED = Document(
     id="seed", title="العراق يعلن اتفاقاً مع أمريكا", source="عربي بوست",
@@ -189,3 +193,73 @@ def test_several_writers_at_once_store_every_document_once(backend_settings: Set
     finally:
         for svc in services:
             svc.close()
+
+
+@pytest.fixture
+def both(settings: Settings, pg_server: PgServer | str) -> Iterator[tuple[QAService, QAService]]:
+    """The same collection in both backends."""
+    embedded = QAService(settings, FakeEncoder())
+    pg = QAService(settings.replace(store_url=pg_database(pg_server)), FakeEncoder())
+    embedded.ingest(ALL + MORE)
+    pg.ingest(ALL + MORE)
+    yield embedded, pg
+    embedded.close()
+    pg.close()
+
+
+_PLACES = ["البصرة", "الموصل", "أربيل", "كركوك", "النجف", "حلب", "دمشق", "حمص", "الرقة", "دير الزور",
+           "الأنبار", "تكريت"]
+_WHAT = ["الجنود", "المدربين", "المستشارين", "الطائرات", "المركبات", "الخبراء"]
+MORE = [Document(id=f"m{i}", lang="ar", source="وكالات", published_at=f"2023-0{1 + i % 9}-10",
+                 text=f"قال المتحدث باسم {_PLACES[i]} إن {100 + 37 * i} من {_WHAT[i % 6]} وصلوا إلى "
+                      f"{_PLACES[(i + 5) % 12]}. " + " ".join(_PLACES[j] for j in range(i % 5)) +
+                      f" والحكومة تؤكد أن الولايات المتحدة شريك في {'العراق' if i % 2 else 'سوريا'}.")
+        for i in range(12)]
+QUESTIONS = ["كم عدد الجنود الذين تنشرهم الولايات المتحدة في العراق؟", "الحكومة تؤكد شريك",
+             "How many points did the Panthers defense give up?", "والحكومة سوريا", "Denver rain"]
+
+
+def test_bm25_in_sql_scores_as_sqlite_fts5(both: tuple[QAService, QAService]) -> None:
+    embedded, pg = both
+    for question in QUESTIONS:
+        for column in ("terms", "stems"):
+            terms = question_terms(question, column)
+            found = []
+            for svc in both:
+                lexical_index = svc.retriever._lexical
+                hits = lexical_index.search(terms, 20, column)
+                ids = {rid: p.chunk_id for rid, p in zip(
+                    [h.rowid for h in hits], svc.store.passages([h.rowid for h in hits], [0.0] * len(hits)),
+                    strict=True)}
+                found.append([(ids[h.rowid], round(h.score, 6)) for h in hits])
+            assert found[0], (question, column)
+            assert sorted(found[0], key=lambda x: (-x[1], x[0])) == sorted(found[1], key=lambda x: (-x[1], x[0]))
+
+
+def _tie_groups(ranking: list[tuple[str, float]], tolerance: float = 2e-3) -> list[set[str]]:
+    """A ranking as runs of equal scores; the last run may be cut by the depth, so it is left out."""
+    groups: list[tuple[float, set[str]]] = []
+    for key, score in ranking:
+        if groups and abs(groups[-1][0] - score) <= tolerance:
+            groups[-1][1].add(key)
+        else:
+            groups.append((score, {key}))
+    return [g for _, g in groups[:-1]]
+
+
+def test_both_backends_rank_alike(both: tuple[QAService, QAService]) -> None:
+    condition_of = {"none": None, "source": Filters(source=["وكالات"]),
+                    "after": Filters(published_after="2023-05-01")}
+    for question in QUESTIONS:
+        qvec = both[0].encoder.encode_queries([question])
+        for name, filters in condition_of.items():
+            dense = []
+            for svc in both:
+                hits = svc.retriever._backend.dense(qvec, 10, condition(filters))
+                chunk_ids = [p.chunk_id for p in svc.store.passages([r for r, _ in hits], [s for _, s in hits])]
+                dense.append([(c, s) for c, (_, s) in zip(chunk_ids, hits, strict=True)])
+            # halfvec: cosines agree to about 1e-3; equal cosines may come in either order.
+            assert [s for _, s in dense[0]] == pytest.approx([s for _, s in dense[1]], abs=2e-3)
+            assert _tie_groups(dense[0]) == _tie_groups(dense[1]), (question, name)
+            ranked = [[p.chunk_id for p in svc.search(question, 5, filters)[0]] for svc in both]
+            assert ranked[0] == ranked[1], (question, name)
