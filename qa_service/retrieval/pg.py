@@ -168,7 +168,8 @@ class PgSearch:
         # allowed chunks exactly (the expression is not the indexed one, so no index is used).
         rows = self._store.read_rows(
             f"""SELECT c.rowid, -(c.embedding <#> %s::halfvec) AS score FROM {source} WHERE {where}
-                ORDER BY (c.embedding <#> %s::halfvec) + 0, c.rowid DESC LIMIT %s""", (query, *args, query, depth))
+                ORDER BY (c.embedding <#> %s::halfvec) + 0, c.rowid DESC LIMIT %s""",
+            (query, *args, query, depth))
         return [(int(r[0]), float(r[1])) for r in rows]
 
     def allowed_among(self, rowids: Sequence[int], cond: Condition) -> set[int]:

@@ -220,7 +220,6 @@ QUESTIONS = ["كم عدد الجنود الذين تنشرهم الولايات 
 
 
 def test_bm25_in_sql_scores_as_sqlite_fts5(both: tuple[QAService, QAService]) -> None:
-    embedded, pg = both
     for question in QUESTIONS:
         for column in ("terms", "stems"):
             terms = question_terms(question, column)
@@ -233,7 +232,10 @@ def test_bm25_in_sql_scores_as_sqlite_fts5(both: tuple[QAService, QAService]) ->
                     strict=True)}
                 found.append([(ids[h.rowid], round(h.score, 6)) for h in hits])
             assert found[0], (question, column)
-            assert sorted(found[0], key=lambda x: (-x[1], x[0])) == sorted(found[1], key=lambda x: (-x[1], x[0]))
+            def canonical(hits: list[tuple[str, float]]) -> list[tuple[str, float]]:
+                return sorted(hits, key=lambda x: (-x[1], x[0]))
+
+            assert canonical(found[0]) == canonical(found[1])
 
 
 def _tie_groups(ranking: list[tuple[str, float]], tolerance: float = 2e-3) -> list[set[str]]:
@@ -256,7 +258,8 @@ def test_both_backends_rank_alike(both: tuple[QAService, QAService]) -> None:
             dense = []
             for svc in both:
                 hits = svc.retriever._backend.dense(qvec, 10, condition(filters))
-                chunk_ids = [p.chunk_id for p in svc.store.passages([r for r, _ in hits], [s for _, s in hits])]
+                rowids, scores = [r for r, _ in hits], [s for _, s in hits]
+                chunk_ids = [p.chunk_id for p in svc.store.passages(rowids, scores)]
                 dense.append([(c, s) for c, (_, s) in zip(chunk_ids, hits, strict=True)])
             # halfvec: cosines agree to about 1e-3; equal cosines may come in either order.
             assert [s for _, s in dense[0]] == pytest.approx([s for _, s in dense[1]], abs=2e-3)
