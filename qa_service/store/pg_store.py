@@ -171,14 +171,15 @@ class PgStore:
         self._dim_ready = False
         if migrate:
             self.migrate()
-        else:
-            self.check_schema()
 
     # -- connections -------------------------------------------------------------------
 
     def _connect(self, url: str) -> psycopg.Connection[Any]:
-        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(self.connect_timeout_s)),
-                               application_name="qa-service")
+        try:
+            return psycopg.connect(url, autocommit=True, application_name="qa-service",
+                                   connect_timeout=max(1, round(self.connect_timeout_s)))
+        except psycopg.ProgrammingError as exc:  # a malformed URL (bad port, unknown option)
+            raise BadInputError(f"store URL {redacted(url)!r} is invalid: {exc}") from None
 
     def _conn(self) -> psycopg.Connection[Any]:
         """This thread's connection to the primary (writes, and reads that decide a write)."""
@@ -227,15 +228,6 @@ class PgStore:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         return int(row[0]) if row else 0
 
-    def check_schema(self) -> None:
-        version = self.schema_version()
-        if version > len(MIGRATIONS):
-            raise IndexCorruptError(f"{redacted(self.url)} was written by a newer qa-service (schema "
-                                    f"{version}); upgrade qa-service")
-        if version < len(MIGRATIONS):
-            raise IndexCorruptError(f"{redacted(self.url)} is at schema {version}, this qa-service needs "
-                                    f"{len(MIGRATIONS)}; run `qa-service migrate --store-url …`")
-
     @_reported
     def migrate(self) -> tuple[int, int]:
         """Apply the missing migrations (one transaction each); returns (from, to) versions."""
@@ -243,7 +235,8 @@ class PgStore:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             start = self.schema_version()
         if start > len(MIGRATIONS):
-            self.check_schema()
+            raise IndexCorruptError(f"{redacted(self.url)} was written by a newer qa-service (schema "
+                                    f"{start}); upgrade qa-service")
         for target in range(start + 1, len(MIGRATIONS) + 1):
             with self._transaction() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))

@@ -120,7 +120,8 @@ def test_sigkill_during_a_postgres_ingest_loses_no_acknowledged_batch(pg_server:
 
 
 @pytest.fixture
-def pg_client(settings: Settings, pg_server: PgServer | str) -> Iterator[tuple[TestClient, str]]:  # type: ignore[type-arg]
+def pg_client(settings: Settings,
+              pg_server: PgServer | str) -> Iterator[tuple[TestClient, str]]:  # type: ignore[type-arg]
     url = pg_database(pg_server)
     app = create_app(settings.replace(store_url=url), lambda s: QAService(s, FakeEncoder()), wait_ready=True)
     with TestClient(app=app) as client:
