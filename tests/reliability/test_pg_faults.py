@@ -140,7 +140,8 @@ def _refuse_connections(server_url: str, database: str, refuse: bool) -> None:
 def test_an_unreachable_database_gives_503_with_retry_after_and_recovers(
         pg_client: tuple[TestClient, str]) -> None:  # type: ignore[type-arg]
     client, url = pg_client
-    doc = {"id": "a1", "title": "Rain", "text": "Heavy rain is expected in Denver this weekend.", "lang": "en"}
+    doc = {"id": "a1", "title": "Rain", "lang": "en",
+           "text": "Heavy rain is expected in Denver this weekend."}
     assert client.post("/v1/documents", json=doc).status_code in (200, 201)
     database = url.rsplit("/", 1)[1]
     admin = url.rsplit("/", 1)[0] + "/postgres"
