@@ -100,13 +100,17 @@ class PgServer:
     def start(self) -> None:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-        # Durability settings off: the tests kill clients, never this server.
+        self._start()
+        self._wait_ready()
+
+    def _start(self) -> None:
+        # Durability settings off: the tests kill clients, never this server. A replica needs
+        # the primary's max_connections, so both start with these.
         options = (f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                   "-c wal_level=replica -c max_wal_senders=4")
+                   "-c wal_level=replica -c max_wal_senders=4 -c hot_standby=on")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-l",
                   str(self.root / "log"), "-w", "-t", str(START_TIMEOUT_S), "start")
-        self._wait_ready()
 
     def _wait_ready(self) -> None:
         import psycopg
@@ -123,6 +127,28 @@ class PgServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+    def replica(self) -> PgServer:
+        """A streaming replica of this server (pg_basebackup), started on its own port."""
+        standby = PgServer.__new__(PgServer)
+        standby.root = Path(tempfile.mkdtemp(prefix="qa-pg-replica-"))
+        standby.data = standby.root / "data"
+        standby.port = free_port()
+        standby._user = self._user
+        standby.bindir = self.bindir
+        standby._tmpl = 0
+        if self._user is not None:
+            entry = pwd.getpwnam(self._user)
+            os.chown(standby.root, entry.pw_uid, entry.pw_gid)
+            standby.root.chmod(0o755)
+        try:
+            standby._run(str(self.bindir / "pg_basebackup"), "-D", str(standby.data), "-R", "-X", "stream",
+                         "-c", "fast", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres")
+            standby._start()
+        except BaseException:
+            standby.stop()
+            raise
+        return standby
 
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
