@@ -22,6 +22,7 @@ from qa_service.settings import Settings
 
 if TYPE_CHECKING:
     from qa_service.service import QAService
+    from qa_service.store.pg_store import PgStore
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -37,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         if getattr(args, "index_dir", None):
             settings = settings.replace(index_dir=Path(args.index_dir))
+        if getattr(args, "store_url", None):
+            settings = settings.replace(store_url=args.store_url)
         code: int = args.func(args, settings)
         return code
     except QAError as exc:
@@ -129,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_performance_bench_parsers(bsub, cmd_bench_performance)
 
+    p = sub.add_parser("migrate", help="bring a collection's schema to this version's (SQLite or PostgreSQL)")
+    _index_opt(p)
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("copy", help="copy an embedded collection into PostgreSQL, without re-embedding")
+    p.add_argument("--from", dest="source", type=Path, required=True, help="the index folder to copy")
+    p.add_argument("--to", dest="target", required=True, help="postgresql://user@host:port/database")
+    p.set_defaults(func=cmd_copy)
+
     p = sub.add_parser("config", help="print the effective settings")
     p.set_defaults(func=cmd_config)
     return parser
@@ -136,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _index_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-dir", default=None, help="default QA_INDEX_DIR or ./index")
+    p.add_argument("--store-url", default=None,
+                   help="PostgreSQL + pgvector instead of the index folder (default QA_STORE_URL)")
 
 
 def _filter_opts(p: argparse.ArgumentParser) -> None:
@@ -231,8 +245,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.replace(port=args.port)
     factory = _with_sample(default_factory) if args.sample else default_factory
     app = create_app(settings, factory)
-    print(f"serving on http://{settings.host}:{settings.port} (index: {settings.index_dir})",
-          file=sys.stderr)
+    where = _redacted_urls(settings.store_url) if settings.store_url else settings.index_dir
+    print(f"serving on http://{settings.host}:{settings.port} (index: {where})", file=sys.stderr)
     if (warning := open_writes_warning(settings)) is not None:
         print(f"warning: {warning}", file=sys.stderr)
     serve(app, settings)
@@ -390,13 +404,90 @@ def cmd_bench_answers(args: argparse.Namespace, settings: Settings) -> int:
     return run(args)
 
 
+def _pg_store(url: str, *, migrate: bool) -> PgStore:
+    from qa_service.errors import BadInputError
+
+    try:  # psycopg is an optional extra
+        from qa_service.store.pg_store import PgStore, check_url
+    except ImportError as exc:
+        raise BadInputError(f"PostgreSQL needs psycopg ({exc}): pip install 'qa-service[postgres]'") from exc
+    return PgStore(check_url(url), migrate=migrate)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.store_url:
+        from qa_service.store.pg_store import MIGRATIONS as PG_MIGRATIONS
+        from qa_service.store.pg_store import redacted
+
+        store = _pg_store(settings.store_url, migrate=False)
+        before, after = store.migrate()
+        where, latest = redacted(settings.store_url), len(PG_MIGRATIONS)
+        store.close()
+    else:
+        import sqlite3
+
+        from qa_service.store.sqlite_store import MIGRATIONS, Store
+
+        path = settings.store_path
+        if not path.exists():
+            print(f"error: no collection in {settings.index_dir} (no {path.name}); ingest first, or pass "
+                  "--index-dir / --store-url", file=sys.stderr)
+            return EXIT_ERROR
+        with sqlite3.connect(path) as conn:
+            before = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        Store(path).close()  # opening migrates
+        after, where, latest = len(MIGRATIONS), str(settings.index_dir), len(MIGRATIONS)
+    change = f"migrated from schema {before} to {after}" if after != before else f"already at schema {after}"
+    print(f"{where}: {change} (this qa-service: schema {latest})")
+    return EXIT_OK
+
+
+def cmd_copy(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from qa_service.store.copy import copy_collection
+    from qa_service.store.sqlite_store import Store
+
+    source_path = args.source / settings.store_path.name
+    if not source_path.is_file():
+        print(f"error: {args.source} holds no collection (no {source_path.name}); pass the index folder "
+              "that `qa-service ingest` wrote", file=sys.stderr)
+        return EXIT_ERROR
+    target = _pg_store(args.target, migrate=True)
+    source = Store(source_path)
+    started = time.perf_counter()
+    try:
+        with tqdm(unit="doc", desc="copy", disable=not sys.stderr.isatty()) as bar:
+            report = copy_collection(source, target, progress=bar.update)
+    finally:
+        source.close()
+        target.close()
+    print(f"{report.copied} documents copied ({report.chunks} chunks), {report.unchanged} already there, "
+          f"in {time.perf_counter() - started:.1f}s; no passage was embedded again")
+    return EXIT_OK
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     values = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(settings).items()}
     for secret in ("api_keys", "llm_api_key"):
         if values.get(secret):
             values[secret] = "***"
+    for name in ("store_url", "store_read_urls"):
+        if values.get(name):
+            values[name] = _redacted_urls(values[name])
     print(json.dumps(values, indent=2, ensure_ascii=False, default=list))
     return EXIT_OK
+
+
+def _redacted_urls(value: str | tuple[str, ...]) -> str | list[str]:
+    """URLs with their passwords starred (``qa-service config`` output is often pasted)."""
+    from urllib.parse import urlsplit
+
+    def one(url: str) -> str:
+        password = urlsplit(url).password
+        return url.replace(f":{password}@", ":***@") if password else url
+
+    return one(value) if isinstance(value, str) else [one(u) for u in value]
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
     ├── ClientClosedError        499  the client left before its turn: the work is dropped
     ├── ModelUnavailableError    503  embedding model missing or cannot be loaded
     ├── IndexCorruptError        503  index directory damaged or built for another model
+    ├── StoreUnavailableError    503  the PostgreSQL store cannot be reached (Retry-After)
     ├── StorageError             503  the disk failed a write (EIO); nothing half-written is served
     │   └── StorageFullError     507  no space left on the device (ENOSPC, quota)
     └── LLMError                 502  the configured LLM server failed
@@ -135,6 +136,15 @@ class IndexCorruptError(QAError):
     status_code = 503
     title = "Index unusable"
     slug = "index-unusable"
+
+
+class StoreUnavailableError(QAError):
+    """The database behind QA_STORE_URL does not answer; it usually comes back, so retry."""
+
+    status_code = 503
+    title = "Store unavailable"
+    slug = "store-unavailable"
+    retry_after_s = 5
 
 
 class StorageError(QAError):

@@ -7,7 +7,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -35,9 +36,11 @@ from qa_service.models import (
     Timings,
 )
 from qa_service.retrieval import Retriever
+from qa_service.retrieval.backend import EmbeddedSearch, SearchBackend
 from qa_service.samples import sample_documents
 from qa_service.settings import Settings
 from qa_service.store.ann import AnnPolicy, use_search_threads
+from qa_service.store.base import DocumentStore
 from qa_service.store.sentence_vectors import SentenceVectors
 from qa_service.store.sqlite_store import PreparedDocument, Store, chunk_id, content_hash
 from qa_service.store.vector_index import (
@@ -80,7 +83,12 @@ class IngestReport:
 
 
 class QAService:
-    """Holds the store, encoder, current index generation and composer."""
+    """Holds the store, encoder, current index generation and composer.
+
+    Two backends: embedded (SQLite store + FAISS generations in ``QA_INDEX_DIR``, the default)
+    and PostgreSQL + pgvector (``QA_STORE_URL``), where the database is store and index at once
+    and there is no generation to publish (``self.index_dir`` is None).
+    """
 
     def __init__(self, settings: Settings, encoder: Encoder, *,
                  composer: Composer | None = None) -> None:
@@ -89,17 +97,32 @@ class QAService:
         self.chunker = ChunkerConfig(max_tokens=settings.chunk_max_tokens)
         self.ann_policy = AnnPolicy(min_vectors=settings.ann_min_vectors)
         use_search_threads()
-        self.store = Store(settings.store_path)
-        self.index_dir = IndexDirectory(settings.index_dir)
+        backend: SearchBackend
+        self.index_dir: IndexDirectory | None = None
+        if settings.store_url:
+            try:  # psycopg is an optional extra
+                from qa_service.retrieval.pg import PgSearch
+                from qa_service.store.pg_store import open_pg_store
+            except ImportError as exc:
+                raise BadInputError(f"QA_STORE_URL needs psycopg ({exc}): pip install 'qa-service[postgres]'"
+                                    ) from exc
+
+            pg = open_pg_store(settings.store_url, settings.store_read_urls)
+            self.store: DocumentStore = pg
+            backend = PgSearch(pg)
+        else:
+            self.store = Store(settings.store_path)
+            self.index_dir = IndexDirectory(settings.index_dir)
+            backend = EmbeddedSearch(self.store, lambda: self.index)
         # Composer selection (auto/extractive/llm), LLM fallback and citation verification.
         self.answers = AnswerPipeline.from_settings(settings, composer)
         self._check_model()
         started = time.perf_counter()
-        self._index = self._open_index()
+        self._index = self._open_index() if self.index_dir is not None else None
         self.index_open_seconds = time.perf_counter() - started
         self._reload_lock = threading.Lock()
         self._last_reload_check = time.monotonic()
-        self.retriever = Retriever(self.store, lambda: self.index)
+        self.retriever = Retriever(backend)
 
     # -- index lifecycle ---------------------------------------------------------------
 
@@ -109,10 +132,28 @@ class QAService:
             return
         if stored != self.encoder.model_id or self.store.get_meta("dim") != str(self.encoder.dim):
             raise IndexCorruptError(
-                f"{self.settings.index_dir} was built with model {stored!r}, but the configured "
+                f"{self.collection_name} was built with model {stored!r}, but the configured "
                 f"model is {self.encoder.model_id!r}. Set QA_EMBEDDING_MODEL back, or point "
-                "QA_INDEX_DIR at a new folder and ingest again."
+                "QA_INDEX_DIR (QA_STORE_URL) at a new folder (database) and ingest again."
             )
+
+    @property
+    def collection_name(self) -> str:
+        """Where the collection lives, for messages (a database URL without its password)."""
+        if self.settings.store_url:
+            from qa_service.store.pg_store import redacted
+
+            return redacted(self.settings.store_url)
+        return str(self.settings.index_dir)
+
+    def index_summary(self) -> tuple[str, int, int]:
+        """(name, vectors, store generation) of what serves searches now."""
+        if self.index_dir is None:
+            documents_chunks = self.store.counts()
+            generation = self.store.generation()
+            return f"pg-g{generation:010d}", documents_chunks[1], generation
+        index = self.index
+        return index.manifest.name, index.size, index.manifest.store_generation
 
     def _open_index(self) -> VectorIndex:
         """The current generation if it matches the store; else rebuilt from the store.
@@ -122,6 +163,7 @@ class QAService:
         writer lock; when another process holds it (it is writing and will publish), the
         rebuilt index serves from memory until that generation appears.
         """
+        assert self.index_dir is not None
         index = self._verified_current()
         if index is not None:
             return index
@@ -136,6 +178,7 @@ class QAService:
     def _verified_current(self, *, quiet: bool = False) -> VectorIndex | None:
         """The published generation when it agrees with the store and configuration."""
         warn = log.debug if quiet else log.warning
+        assert self.index_dir is not None
         try:
             index = self.index_dir.load_current()
         except IndexCorruptError as exc:
@@ -162,6 +205,7 @@ class QAService:
         return None
 
     def _build_from_store(self) -> tuple[faiss.Index, Manifest]:
+        assert isinstance(self.store, Store)
         generation, ids, vectors = self.store.all_vectors(self.encoder.dim)
         built = index_from_vectors(self.encoder.dim, ids, vectors, self.ann_policy)
         manifest = Manifest(name=f"memory-g{generation:010d}", store_generation=generation,
@@ -172,6 +216,7 @@ class QAService:
     def _rebuild(self) -> VectorIndex:
         """Under the writer lock: a new generation from every vector in the store."""
         built, manifest = self._build_from_store()
+        assert self.index_dir is not None
         index = self.index_dir.publish(built, store_generation=manifest.store_generation,
                                        model_id=self.encoder.model_id, chunker=self.chunker.as_dict())
         log.info("published index generation %s built from the store (%d chunks)",
@@ -181,6 +226,7 @@ class QAService:
     def _writer_base(self) -> VectorIndex:
         """Under the writer lock: the generation that matches the store, to update incrementally."""
         current = self._index
+        assert current is not None and self.index_dir is not None
         if (self.index_dir.current_name() != current.manifest.name
                 or self.store.generation() != current.manifest.store_generation):
             self._index = current = self._verified_current() or self._rebuild()
@@ -189,6 +235,8 @@ class QAService:
     @property
     def index(self) -> VectorIndex:
         """The live generation; picks up newer generations published by other processes."""
+        if self._index is None or self.index_dir is None:
+            raise BadInputError("a PostgreSQL store has no FAISS index generation")
         now = time.monotonic()
         if now - self._last_reload_check >= RELOAD_CHECK_INTERVAL_S:
             self._last_reload_check = now
@@ -200,13 +248,14 @@ class QAService:
     def _reload(self) -> None:
         with self._reload_lock:
             current = self._index
+            assert current is not None and self.index_dir is not None
             try:
                 loaded = self.index_dir.load_current()
             except IndexCorruptError as exc:
                 log.warning("keeping generation %s: %s", current.manifest.name, exc.detail)
                 return
             # Only move forward: a writer in this process may have swapped in a newer one meanwhile.
-            newest = self._index.manifest.store_generation
+            newest = current.manifest.store_generation
             if loaded is not None and loaded.manifest.store_generation >= newest:
                 self._index = loaded
 
@@ -224,8 +273,7 @@ class QAService:
         removed: list[int] = []
         added_ids: list[np.ndarray] = []
         added_vecs: list[np.ndarray] = []
-        with self.index_dir.writer(self.settings.writer_wait_s):
-            base = self._writer_base()
+        with self._writing() as base:
             for batch in _batches(documents, INGEST_BATCH_DOCUMENTS, INGEST_BATCH_CHARS):
                 if stop is not None and stop():
                     log.info("ingestion stopped before its end: the client left")
@@ -241,7 +289,7 @@ class QAService:
                     _storing(self.store.add_sentences, backfill)
                 if progress is not None:
                     progress(len(batch))
-            if added_ids or removed:
+            if base is not None and (added_ids or removed):
                 self._publish(base, removed, added_ids, added_vecs)
         report.seconds = time.perf_counter() - started
         return report
@@ -252,13 +300,23 @@ class QAService:
     def delete(self, doc_id: str) -> bool:
         if not self.has_document(doc_id):  # unknown: no need to wait for the writer
             return False
-        with self.index_dir.writer(self.settings.writer_wait_s):
-            base = self._writer_base()
+        with self._writing() as base:
             result = _storing(self.store.delete_document, doc_id)
             if result is None:
                 return False
-            self._publish(base, result.removed_ids, [], [])
+            if base is not None:
+                self._publish(base, result.removed_ids, [], [])
         return True
+
+    @contextmanager
+    def _writing(self) -> Iterator[VectorIndex | None]:
+        """Embedded: hold the writer lock, yielding the generation to update. PostgreSQL: writers
+        run at once in their own transactions, and the database is the index (None)."""
+        if self.index_dir is None:
+            yield None
+            return
+        with self.index_dir.writer(self.settings.writer_wait_s):
+            yield self._writer_base()
 
     def _publish(self, base: VectorIndex, removed: list[int], added_ids: list[np.ndarray],
                  added_vecs: list[np.ndarray]) -> None:
@@ -266,6 +324,7 @@ class QAService:
         ids = np.concatenate(added_ids) if added_ids else np.zeros(0, np.int64)
         vecs = np.concatenate(added_vecs) if added_vecs else np.zeros((0, dim), np.float32)
         new = updated_index(base, dim, removed, ids, vecs, self.ann_policy)
+        assert self.index_dir is not None
         try:
             self._index = self.index_dir.publish(
                 new, store_generation=self.store.generation(), model_id=self.encoder.model_id,
@@ -454,7 +513,7 @@ def ingest_sample_if_empty(service: QAService) -> None:
     if documents == 0:
         sample = sample_documents()
         log.warning("ingesting the bundled sample (%d documents) into the empty index %s: about a "
-                    "minute on 2 cores, once", len(sample), service.settings.index_dir)
+                    "minute on 2 cores, once", len(sample), service.collection_name)
         done = 0
 
         def progress(count: int) -> None:

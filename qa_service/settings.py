@@ -33,6 +33,10 @@ class Settings:
     """Every tunable of the service. Field ``x`` is set by env ``QA_X``."""
 
     index_dir: Path = Path("index")
+    # PostgreSQL + pgvector as store and index instead of index_dir (postgresql://…; docs/SCALING.md),
+    # and streaming replicas that serve searches.
+    store_url: str | None = None
+    store_read_urls: tuple[str, ...] = ()
     embedding_model: str = DEFAULT_MODEL
     model_cache: Path = field(default_factory=_default_model_cache)
     host: str = "127.0.0.1"
@@ -141,6 +145,12 @@ class Settings:
             raise BadInputError(f"QA_MAX_FILTER_SOURCES must lie between 1 and {MAX_SQL_FILTER_VALUES}")
         if self.rate_limit_burst < 1:
             raise BadInputError("QA_RATE_LIMIT_BURST must be a positive number")
+        for url in (*((self.store_url,) if self.store_url else ()), *self.store_read_urls):
+            if not url.startswith(("postgresql://", "postgres://")):
+                raise BadInputError("QA_STORE_URL and QA_STORE_READ_URLS take PostgreSQL URLs "
+                                    "(postgresql://user[:password]@host[:port]/database)")
+        if self.store_read_urls and not self.store_url:
+            raise BadInputError("QA_STORE_READ_URLS needs QA_STORE_URL (the primary that takes writes)")
         if self.read_requires_key and not self.api_keys:
             raise BadInputError("QA_READ_REQUIRES_KEY is set but QA_API_KEYS is empty; set both")
         for proxy in self.trusted_proxies:

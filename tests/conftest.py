@@ -11,6 +11,7 @@ import pytest
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from tests.fakes import FakeEncoder
+from tests.pg import PgServer, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -41,3 +42,25 @@ def fake_service(settings: Settings) -> Iterator[QAService]:
     service = QAService(settings, FakeEncoder())
     yield service
     service.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer | str]:
+    """One PostgreSQL + pgvector server for the session, or why none could be started."""
+    with running_server() as server:
+        yield server
+
+
+def pg_database(server: PgServer | str) -> str:
+    """A fresh database on the session's server, or a visible skip saying why there is none."""
+    if isinstance(server, str):
+        pytest.skip(f"PostgreSQL backend: {server}")
+    return server.new_database()
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def backend_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The test's settings on each backend: embedded (SQLite + FAISS) and PostgreSQL + pgvector."""
+    if request.param == "postgres":
+        return settings.replace(store_url=pg_database(request.getfixturevalue("pg_server")))
+    return settings

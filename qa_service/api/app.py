@@ -350,7 +350,7 @@ def readyz(holder: NamedDependency[_Holder]) -> Response[Health]:
                         headers={"Retry-After": str(LOADING_RETRY_AFTER_S)})
     docs, chunks = service.store.counts()
     return Response(Health(status="ready", documents=docs, chunks=chunks,
-                           generation=service.index.manifest.name, model=service.encoder.model_id))
+                           generation=service.index_summary()[0], model=service.encoder.model_id))
 
 
 @get("/metrics", sync_to_thread=True, media_type=metrics.CONTENT_TYPE,

@@ -75,11 +75,10 @@ class _ServiceCollector(Collector):
                          "seconds from start until the model and index were loaded", load)
         if service is None:
             return
-        index = service.index
+        _, vectors, generation = service.index_summary()
         documents, chunks = service.store.counts()
-        yield _gauge("qa_index_vectors", "vectors in the live index generation", index.size)
-        yield _gauge("qa_index_generation", "store generation of the live index generation",
-                     index.manifest.store_generation)
+        yield _gauge("qa_index_vectors", "vectors in the live index generation", vectors)
+        yield _gauge("qa_index_generation", "store generation of the live index generation", generation)
         yield _gauge("qa_index_open_seconds", "seconds to open (or rebuild) the index at start",
                      service.index_open_seconds)
         yield _gauge("qa_store_documents", "documents in the store", documents)

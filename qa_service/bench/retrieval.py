@@ -313,6 +313,7 @@ def build_latency_store(folder: Path, data: Path, dim: int,
 def measure_latency(folder: Path, questions: Sequence[Question], vectors: Vectors,
                     dim: int) -> dict[str, Any]:
     """p50/p95 retrieval time per question, dense-only vs hybrid, on the large store."""
+    from qa_service.retrieval.backend import EmbeddedSearch
     from qa_service.store.sqlite_store import Store
     from qa_service.store.vector_index import Manifest, VectorIndex, index_from_vectors
 
@@ -321,7 +322,7 @@ def measure_latency(folder: Path, questions: Sequence[Question], vectors: Vector
     vindex = VectorIndex(index_from_vectors(dim, ids, mat),
                          Manifest(name="latency", store_generation=0, model_id="random", dim=dim,
                                   count=len(ids), sha256=""))
-    retriever = Retriever(store, lambda: vindex)
+    retriever = Retriever(EmbeddedSearch(store, lambda: vindex))
     out: dict[str, Any] = {"chunks": len(ids)}
     picked = list(range(0, len(questions), max(1, len(questions) // LATENCY_QUESTIONS)))
     for name in ("dense", "hybrid"):

@@ -25,35 +25,22 @@ Filters are applied inside each ranking, never by shortening the result list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-import faiss
 import numpy as np
 
 from qa_service.models import Filters, Passage
-from qa_service.retrieval.filters import Condition, all_allowed, allowed_among, condition
+from qa_service.retrieval.backend import FILTER_OVERSAMPLE, SearchBackend
+from qa_service.retrieval.filters import Condition, condition
 from qa_service.retrieval.fusion import Ranked, feedback_terms, recency_order, rrf
-from qa_service.retrieval.lexical import (
-    Column,
-    LexicalSearcher,
-    anchors,
-    chunk_rows,
-    document_chunk_rows,
-    question_terms,
-)
+from qa_service.retrieval.lexical import Column, anchors, question_terms
 from qa_service.retrieval.translit import arabic_skeletons, same_name
-from qa_service.store import ann
-from qa_service.store.sqlite_store import Store
-from qa_service.store.vector_index import VectorIndex
 from qa_service.text import detect_language
 
 Method = Literal["dense", "lexical", "naive", "hybrid"]
 
-# With filters, first look this many times deeper in the dense ranking; when too few of
-# those pass, the filter is selective and only the chunks it allows are searched.
-FILTER_OVERSAMPLE: Final = 4
 # Fused candidates beyond k that are re-ranked by noise and recency (a demoted chunk
 # makes room for one below it).
 FINAL_HEADROOM: Final = 20
@@ -83,13 +70,11 @@ class RetrievalConfig:
 
 
 class Retriever:
-    """Hybrid retrieval over the current generation and the store's lexical index."""
+    """Hybrid retrieval over a backend's dense and lexical indexes (embedded or PostgreSQL)."""
 
-    def __init__(self, store: Store, index: Callable[[], VectorIndex],
-                 config: RetrievalConfig | None = None) -> None:
-        self._store = store
-        self._index = index
-        self._lexical = LexicalSearcher(store)
+    def __init__(self, backend: SearchBackend, config: RetrievalConfig | None = None) -> None:
+        self._backend = backend
+        self._lexical = backend.lexical
         self.config = config or RetrievalConfig()
 
     def retrieve(self, question: str, qvec: np.ndarray, k: int,
@@ -173,9 +158,9 @@ class Retriever:
     def _prior(self, documents: Sequence[str], qvec: np.ndarray, cond: Condition,
                cfg: RetrievalConfig) -> list[int]:
         """The chunks of ``documents`` that ``cond`` allows, closest to the question first."""
-        rows = document_chunk_rows(self._store, documents)
+        rows = self._backend.document_chunk_rows(documents)
         if not cond.always:
-            allowed = allowed_among(self._store, [rid for rid, _ in rows], cond)
+            allowed = self._backend.allowed_among([rid for rid, _ in rows], cond)
             rows = [(rid, v) for rid, v in rows if rid in allowed]
         if not rows:
             return []
@@ -188,14 +173,14 @@ class Retriever:
         """The candidates of ``rankings`` (already filtered) by their best sentence's cosine to the
         question; chunks stored without sentence vectors (or another model's) are left out."""
         candidates = sorted({rid for ids, _ in rankings for rid in ids})
-        best = self._store.best_sentence_cosines(candidates, qvec)
+        best = self._backend.best_sentence_cosines(candidates, qvec)
         return sorted(best, key=best.__getitem__, reverse=True)
 
     def _feedback(self, dense_ids: list[int], terms: list[str], depth: int, cond: Condition,
                   cfg: RetrievalConfig) -> list[int]:
         """BM25 ranking for terms taken from the best dense passages that ``cond`` allows."""
         window = dense_ids[:cfg.prf_passages * FILTER_OVERSAMPLE]
-        allowed = allowed_among(self._store, window, cond)
+        allowed = self._backend.allowed_among(window, cond)
         top = [rid for rid in window if rid in allowed][:cfg.prf_passages]
         if not top:
             return []
@@ -209,29 +194,7 @@ class Retriever:
 
     def _dense(self, qvec: np.ndarray, depth: int, cond: Condition) -> list[tuple[int, float]]:
         """Top ``depth`` (chunk id, cosine) allowed by ``cond``."""
-        vindex = self._index()
-        if vindex.size == 0:
-            return []
-        query = np.ascontiguousarray(qvec, dtype=np.float32).reshape(1, -1)
-        if cond.always:
-            scores, ids = vindex.search(query, depth)
-            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        fetch = min(depth * FILTER_OVERSAMPLE, vindex.size)
-        scores, ids = vindex.search(query, fetch)
-        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-        keep = allowed_among(self._store, [rid for rid, _ in pairs], cond)
-        hits = [(rid, s) for rid, s in pairs if rid in keep]
-        if len(hits) >= depth or fetch >= vindex.size:
-            return hits[:depth]
-        # Selective filter: search exactly the chunks it allows.
-        allowed = all_allowed(self._store, cond)
-        if not len(allowed):
-            return []
-        # Exact among the allowed chunks whatever the index kind (IVF needs its own parameters).
-        params = ann.exact_search_parameters(vindex.index, faiss.IDSelectorBatch(allowed))
-        k = int(min(depth, len(allowed)))
-        scores, ids = vindex.index.search(query, k, params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        return self._backend.dense(qvec, depth, cond)
 
     # -- final list --------------------------------------------------------------------
 
@@ -242,13 +205,13 @@ class Retriever:
         # The baselines (dense, lexical, naive) are measured as they are: no noise rule.
         hybrid = cfg.method == "hybrid"
         noise = self._lexical.noise_shares(head) if hybrid and cfg.noise_penalty > 0 else {}
-        rows = chunk_rows(self._store, head)  # chunks deleted meanwhile are absent
+        rows = self._backend.chunk_rows(head)  # chunks deleted meanwhile are absent
         query = np.asarray(qvec, dtype=np.float32).reshape(-1)
         for rid, (_, vector) in rows.items():
             if rid not in cosine:  # found only lexically
                 cosine[rid] = float(vector @ query)
         live = [rid for rid in head if rid in rows]
-        by_chunk = {p.chunk_id: p for p in self._store.passages(live, [cosine[r] for r in live])}
+        by_chunk = {p.chunk_id: p for p in self._backend.passages(live, [cosine[r] for r in live])}
         by_rowid = {rid: by_chunk[rows[rid][0]] for rid in live if rows[rid][0] in by_chunk}
         ranked = [Ranked(rid, fused[rid] * (1.0 - cfg.noise_penalty * noise.get(rid, 0.0)),
                          by_rowid[rid].published_at) for rid in live if rid in by_rowid]

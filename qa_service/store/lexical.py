@@ -122,15 +122,28 @@ class ChunkRow:
     end: int
 
 
-def add_chunks(tx: sqlite3.Connection, document_id: str, title: str | None, text: str,
-               chunks: Sequence[ChunkRow]) -> None:
-    """Index chunks of one document (call inside the transaction that inserted them)."""
+@dataclass(frozen=True)
+class ChunkAnalysis:
+    """The lexical rows of one chunk: analysed text, caption share and paragraph keys."""
+
+    rowid: int
+    terms: str
+    stems: str
+    chars: int
+    caption_chars: int
+    paragraphs: tuple[tuple[str, int], ...]  # (paragraph key, characters of it in this chunk)
+
+
+def analyse_chunks(title: str | None, text: str, chunks: Sequence[ChunkRow]) -> list[ChunkAnalysis]:
+    """Analyse the chunks of one document (both stores index exactly this)."""
     lines = [(m.start(), m.end()) for m in _LINE_RE.finditer(text)]
     captions = {span for span in lines if is_caption(text[span[0]:span[1]])}
     keys = {span: paragraph_key(text[span[0]:span[1]]) for span in lines if span not in captions}
+    out: list[ChunkAnalysis] = []
     for chunk in chunks:
         body: list[str] = [title] if title else []
         caption_chars = 0
+        paragraphs: list[tuple[str, int]] = []
         for s, e in lines:
             lo, hi = max(s, chunk.start), min(e, chunk.end)
             if lo >= hi:
@@ -141,13 +154,22 @@ def add_chunks(tx: sqlite3.Connection, document_id: str, title: str | None, text
             body.append(text[lo:hi])
             key = keys.get((s, e))
             if key is not None:
-                tx.execute("INSERT INTO paragraphs VALUES (?,?,?,?)",
-                           (key, document_id, chunk.rowid, hi - lo))
+                paragraphs.append((key, hi - lo))
         terms, stems = analyse("\n".join(body))
+        out.append(ChunkAnalysis(chunk.rowid, terms, stems, max(1, chunk.end - chunk.start),
+                                 caption_chars, tuple(paragraphs)))
+    return out
+
+
+def add_chunks(tx: sqlite3.Connection, document_id: str, title: str | None, text: str,
+               chunks: Sequence[ChunkRow]) -> None:
+    """Index chunks of one document (call inside the transaction that inserted them)."""
+    for row in analyse_chunks(title, text, chunks):
+        tx.executemany("INSERT INTO paragraphs VALUES (?,?,?,?)",
+                       [(key, document_id, row.rowid, chars) for key, chars in row.paragraphs])
         tx.execute("INSERT INTO lexical(rowid, terms, stems) VALUES (?,?,?)",
-                   (chunk.rowid, terms, stems))
-        tx.execute("INSERT INTO chunk_noise VALUES (?,?,?)",
-                   (chunk.rowid, max(1, chunk.end - chunk.start), caption_chars))
+                   (row.rowid, row.terms, row.stems))
+        tx.execute("INSERT INTO chunk_noise VALUES (?,?,?)", (row.rowid, row.chars, row.caption_chars))
 
 
 def delete_chunks(tx: sqlite3.Connection, rowids: Sequence[int]) -> None:

@@ -320,8 +320,8 @@ class Store:
         for i in range(0, len(rowids), _SQL_BATCH):
             batch = [int(r) for r in rowids[i:i + _SQL_BATCH]]
             marks = ",".join("?" * len(batch))
-            rows = conn.execute(f"SELECT chunk_rowid, data FROM chunk_sentences WHERE chunk_rowid IN ({marks})",
-                                batch)
+            rows = conn.execute(
+                f"SELECT chunk_rowid, data FROM chunk_sentences WHERE chunk_rowid IN ({marks})", batch)
             out.update(best_cosines(rows, query))
         return out
 

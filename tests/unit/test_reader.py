@@ -324,5 +324,6 @@ def test_a_dateline_or_photo_caption_is_never_the_evidence() -> None:
     caption = passage("photo", "قوات تابعة للجيش الأمريكي في العراق/ رويترز", 0.86)
     body = passage("body", "وبدأت المحادثات في أغسطس/آب 2023 بين الجانبين.", 0.8)
     reader = ScriptedReader({"2024/01/25": 9.0, "رويترز": 8.0, "أغسطس/آب 2023": 2.0})
-    c = ReaderComposer(reader, 0.0).compose(ComposeInput("When did the talks begin?", "en", [dateline, caption, body]))
+    request = ComposeInput("When did the talks begin?", "en", [dateline, caption, body])
+    c = ReaderComposer(reader, 0.0).compose(request)
     assert c.short_answer == "أغسطس/آب 2023" and [x.document_id for x in c.citations] == ["body"]
