@@ -125,7 +125,8 @@ class Admission:
                 self._release()  # the slot came just as we gave up: pass it on
             else:
                 turn.cancel()
-                self._waiters.remove(turn)
+                with contextlib.suppress(ValueError):  # a release may have dropped it already
+                    self._waiters.remove(turn)
             if isinstance(exc, TimeoutError):
                 raise refuse("timeout") from None
             raise

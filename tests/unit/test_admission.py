@@ -75,6 +75,27 @@ def test_admission_runs_a_bounded_number_and_queues_a_bounded_number() -> None:
         "a runs", "c refused: full", "b runs", "d runs", "e runs", "f refused: timeout"]
 
 
+def test_a_waiter_cancelled_as_the_slot_is_released_is_no_error() -> None:
+    # Under 512 clients: a queued request's client left (its task cancelled) in the same loop turn
+    # as the holder released; the release had already dropped the cancelled waiter (was a 500).
+    from qa_service.api.limits import Admission
+
+    async def scenario() -> tuple[int, int]:
+        gate = Admission(limit=1, queue=4)
+        await gate._acquire(1.0, Busy)
+        waiter = asyncio.create_task(gate._acquire(1.0, Busy))
+        await asyncio.sleep(0)  # queued
+        waiter.cancel()
+        gate._release()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            pass
+        return gate.running, gate.waiting
+
+    assert asyncio.run(scenario()) == (0, 0)
+
+
 def _serve_slow(settings: Settings, encoder: SlowEncoder) -> object:
     app = create_app(settings.replace(rate_limit_per_s=0), lambda s: QAService(s, encoder), wait_ready=True)
     return serve_in_thread(app)
