@@ -24,14 +24,19 @@ from qa_service.retrieval.backend import ChunkVectors, LexicalIndex
 from qa_service.retrieval.filters import Condition
 from qa_service.retrieval.lexical import MATCH_BUDGET, Column, LexicalHit
 from qa_service.store.lexical import SITE_BOILERPLATE_MIN_DOCUMENTS
-from qa_service.store.pg_store import COLUMNS, PgStore, bm25_idf, parse_vector, vector_text
+from qa_service.store.pg_store import (
+    COLUMNS,
+    DEFAULT_EF_SEARCH,
+    PgStore,
+    bm25_idf,
+    parse_vector,
+    vector_text,
+)
 from qa_service.store.sentence_vectors import SentenceVectors
 
 # FTS5's bm25() constants.
 BM25_K1: Final = 1.2
 BM25_B: Final = 0.75
-# HNSW candidate list: at least pgvector's default, and at least the depth asked for.
-MIN_EF_SEARCH: Final = 40
 MAX_EF_SEARCH: Final = 1000  # pgvector's ceiling
 
 
@@ -68,13 +73,13 @@ class PgLexical:
         avgdl = max(tokens / max(chunks, 1), 1e-9)
         idf = [bm25_idf(chunks, df[t]) for t in kept]
         where, args = ("", ()) if cond is None or cond.always else _sql(cond)
-        join = "JOIN documents d ON d.id = c.document_id" if where else ""
+        join = ("JOIN chunks c ON c.rowid = p.chunk_rowid JOIN documents d ON d.id = c.document_id"
+                if where else "")
         rows = self._rows(
             f"""SELECT p.chunk_rowid,
-                       sum(q.idf * p.tf * %s / (p.tf + %s * (1 - %s + %s * c.length / %s))) AS score
+                       sum(q.idf * p.tf * %s / (p.tf + %s * (1 - %s + %s * p.dl / %s))) AS score
                 FROM unnest(%s::text[], %s::float8[]) AS q(term, idf)
-                JOIN postings p ON p.col = %s AND p.term = q.term
-                JOIN chunks c ON c.rowid = p.chunk_rowid {join}
+                JOIN postings p ON p.col = %s AND p.term = q.term {join}
                 {"WHERE " + where if where else ""}
                 GROUP BY p.chunk_rowid ORDER BY score DESC, p.chunk_rowid LIMIT %s""",
             (BM25_K1 + 1, BM25_K1, BM25_B, BM25_B, avgdl, kept, idf, COLUMNS[column], *args, limit))
@@ -145,13 +150,14 @@ _COPIED_SQL: Final = """
 class PgSearch:
     """The SearchBackend over a PgStore."""
 
-    def __init__(self, store: PgStore) -> None:
+    def __init__(self, store: PgStore, ef_search: int = DEFAULT_EF_SEARCH) -> None:
         self._store = store
         self.lexical: LexicalIndex = PgLexical(store)
+        self.ef_search = ef_search
 
     def dense(self, qvec: np.ndarray, depth: int, cond: Condition) -> list[tuple[int, float]]:
         query = vector_text(np.asarray(qvec, dtype=np.float32).reshape(-1))
-        ef = str(min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, depth)))
+        ef = str(min(MAX_EF_SEARCH, max(self.ef_search, depth)))
         where, args = ("", ()) if cond.always else _sql(cond)
         source = "chunks c JOIN documents d ON d.id = c.document_id" if where else "chunks c"
         rows = self._store.read_rows(
