@@ -1,8 +1,10 @@
 """The Retriever's lookups in PostgreSQL + pgvector: HNSW kNN and BM25, filters in SQL.
 
-* Dense: HNSW over ``chunks.embedding`` (halfvec, inner product) with ``hnsw.iterative_scan``,
-  so a filtered query keeps scanning the graph until ``depth`` chunks pass the filter. When a
-  filter is so selective that the scan gives up first, the allowed chunks are ranked exactly.
+* Dense: exact while the collection is smaller than ``QA_ANN_MIN_VECTORS`` (as the embedded
+  backend's FAISS index), then HNSW over ``chunks.embedding`` (halfvec, inner product) with
+  ``hnsw.iterative_scan``, so a filtered query keeps scanning the graph until ``depth`` chunks
+  pass the filter. When a filter is so selective that the scan gives up first, the allowed
+  chunks are ranked exactly.
 * Lexical: BM25 over the postings of the service's own analysed terms, with FTS5's formula
   (k1 1.2, b 0.75, FTS5's IDF) and its match budget, so both backends rank alike.
 
@@ -23,6 +25,7 @@ from qa_service.models import Passage
 from qa_service.retrieval.backend import ChunkVectors, LexicalIndex
 from qa_service.retrieval.filters import Condition
 from qa_service.retrieval.lexical import MATCH_BUDGET, Column, LexicalHit
+from qa_service.store.ann import DEFAULT_MIN_VECTORS
 from qa_service.store.lexical import SITE_BOILERPLATE_MIN_DOCUMENTS
 from qa_service.store.pg_store import (
     COLUMNS,
@@ -150,16 +153,20 @@ _COPIED_SQL: Final = """
 class PgSearch:
     """The SearchBackend over a PgStore."""
 
-    def __init__(self, store: PgStore, ef_search: int = DEFAULT_EF_SEARCH) -> None:
+    def __init__(self, store: PgStore, ef_search: int = DEFAULT_EF_SEARCH,
+                 exact_below: int = DEFAULT_MIN_VECTORS) -> None:
         self._store = store
         self.lexical: LexicalIndex = PgLexical(store)
         self.ef_search = ef_search
+        self.exact_below = exact_below
 
     def dense(self, qvec: np.ndarray, depth: int, cond: Condition) -> list[tuple[int, float]]:
         query = vector_text(np.asarray(qvec, dtype=np.float32).reshape(-1))
         ef = str(min(MAX_EF_SEARCH, max(self.ef_search, depth)))
         where, args = ("", ()) if cond.always else _sql(cond)
         source = "chunks c JOIN documents d ON d.id = c.document_id" if where else "chunks c"
+        if self.exact_below == 0 or self._store.stats()[1] < self.exact_below:  # as FAISS: exact while small
+            return self._exact(query, source, where, args, depth)
         rows = self._store.read_rows(
             f"""SELECT c.rowid, -(c.embedding <#> %s::halfvec) AS score FROM {source}
                 {"WHERE " + where if where else ""}
@@ -170,10 +177,15 @@ class PgSearch:
         hits = sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda h: (-h[1], -h[0]))
         if len(hits) >= depth or not where:
             return hits
-        # The graph scan stopped before ``depth`` chunks passed a selective filter: rank the
-        # allowed chunks exactly (the expression is not the indexed one, so no index is used).
+        # The graph scan stopped before ``depth`` chunks passed a selective filter.
+        return self._exact(query, source, where, args, depth)
+
+    def _exact(self, query: str, source: str, where: str, args: tuple[object, ...],
+               depth: int) -> list[tuple[int, float]]:
+        """The exact top ``depth``: the sort key is not the indexed expression, so no index is used."""
         rows = self._store.read_rows(
-            f"""SELECT c.rowid, -(c.embedding <#> %s::halfvec) AS score FROM {source} WHERE {where}
+            f"""SELECT c.rowid, -(c.embedding <#> %s::halfvec) AS score FROM {source}
+                {"WHERE " + where if where else ""}
                 ORDER BY (c.embedding <#> %s::halfvec) + 0, c.rowid DESC LIMIT %s""",
             (query, *args, query, depth))
         return [(int(r[0]), float(r[1])) for r in rows]
