@@ -73,10 +73,12 @@ def _measure(settings: Settings, docs: list[Document], questions: list[str]) -> 
         dense = []
         for i in range(len(questions)):
             hits = service.retriever._backend.dense(vectors[i:i + 1], 100, condition(None))
-            chunk_ids = [p.chunk_id for p in service.store.passages([r for r, _ in hits], [s for _, s in hits])]
-            dense.append(list(zip(chunk_ids, [s for _, s in hits], strict=True)))
+            scores = [s for _, s in hits]
+            chunk_ids = [p.chunk_id for p in service.store.passages([r for r, _ in hits], scores)]
+            dense.append(list(zip(chunk_ids, scores, strict=True)))
         return {"chunks": service.store.counts()[1], "chunks_per_s": round(report.chunks / ingest_s, 1),
-                "p50_ms": round(statistics.median(latency), 1), "p95_ms": round(float(np.percentile(latency, 95)), 1),
+                "p50_ms": round(statistics.median(latency), 1),
+                "p95_ms": round(float(np.percentile(latency, 95)), 1),
                 "filtered_p50_ms": round(statistics.median(filtered), 1), "top5": top5, "dense": dense}
     finally:
         service.close()
@@ -103,7 +105,8 @@ def main(n: int) -> None:
         results = {"embedded": _measure(base, docs, questions),
                    "postgres": _measure(base.replace(store_url=server.new_database()), docs, questions)}
     embedded, pg = results["embedded"], results["postgres"]
-    same = sum(a == b for a, b in zip(embedded.pop("top5"), pg.pop("top5"), strict=True)) / len(questions)  # type: ignore[call-overload]
+    pairs = zip(embedded.pop("top5"), pg.pop("top5"), strict=True)  # type: ignore[call-overload]
+    same = sum(a == b for a, b in pairs) / len(questions)
     exact, found = embedded.pop("dense"), pg.pop("dense")
     print(json.dumps(results, indent=1))
     print(f"{len(docs)} articles: top 5 identical for {same:.2f} of searches; dense recall of HNSW vs exact: "

@@ -37,8 +37,9 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 import psycopg
+import psycopg.errors
 
-from qa_service.errors import BadInputError, IndexCorruptError, StoreUnavailableError
+from qa_service.errors import BadInputError, IndexCorruptError, StorageFullError, StoreUnavailableError
 from qa_service.models import Chunk, Document, Passage
 from qa_service.store import lexical
 from qa_service.store.sentence_vectors import SentenceVectors, decode_rows
@@ -158,6 +159,12 @@ def _reported(method: Callable[_P, _R]) -> Callable[_P, _R]:
         assert isinstance(store, PgStore)
         try:
             return method(*args, **kwargs)
+        except psycopg.errors.DiskFull as exc:
+            raise StorageFullError(f"the PostgreSQL server at {redacted(store.url)} has no space left "
+                                   f"({exc.diag.message_primary}); free disk space there and retry") from exc
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise StoreUnavailableError(f"{redacted(store.url)} is read-only (a replica?); point "
+                                        "QA_STORE_URL at the primary") from exc
         except psycopg.OperationalError as exc:
             store.drop_connections()
             raise store.unavailable(exc) from exc
