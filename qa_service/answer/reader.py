@@ -23,6 +23,7 @@ from qa_service.answer.question import Kind, Question, analyse, years_in
 from qa_service.answer.short import figure_value
 from qa_service.models import Passage
 from qa_service.reader.runtime import Reading
+from qa_service.store.lexical import is_caption
 from qa_service.text import normalize, split_sentences
 
 # Passages read per question (one batch): the gold passage is in the top 5 for 0.97 of Arabic
@@ -127,6 +128,8 @@ class ReaderComposer:
             start, end = holding_sentence(p.text, span_start, span_end)
             if addresses_a_model(p.text[start:end]):  # instructions to an AI are never evidence
                 continue
+            if all(is_caption(line) for line in p.text[start:end].splitlines() if line.strip()):
+                continue  # nor a photo caption, credit or dateline ("تم التحديث: 2024/01/25")
             short = p.text[span_start:span_end]
             score = reading.score + RETRIEVAL_WEIGHT * p.score
             if question.years & (years_in(p.text[start:end]) | years_in((p.published_at or "")[:4])):

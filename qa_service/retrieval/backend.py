@@ -19,7 +19,6 @@ from qa_service.models import Passage
 from qa_service.retrieval.filters import Condition, all_allowed, allowed_among
 from qa_service.retrieval.lexical import Column, LexicalHit, LexicalSearcher, chunk_rows, document_chunk_rows
 from qa_service.store import ann
-from qa_service.store.sentence_vectors import SentenceVectors
 from qa_service.store.sqlite_store import Store
 from qa_service.store.vector_index import VectorIndex
 
@@ -65,7 +64,9 @@ class SearchBackend(Protocol):
     def document_chunk_rows(self, document_ids: Sequence[str]
                             ) -> list[tuple[int, npt.NDArray[np.float32]]]: ...
 
-    def sentences_by_rowid(self, rowids: Sequence[int]) -> dict[int, SentenceVectors]: ...
+    def best_sentence_cosines(self, rowids: Sequence[int], query: np.ndarray) -> dict[int, float]:
+        """Best sentence cosine to ``query`` of each of ``rowids`` stored with sentence vectors."""
+        ...
 
     def passages(self, rowids: Sequence[int], scores: Sequence[float]) -> list[Passage]: ...
 
@@ -112,8 +113,8 @@ class EmbeddedSearch:
     def document_chunk_rows(self, document_ids: Sequence[str]) -> list[tuple[int, npt.NDArray[np.float32]]]:
         return document_chunk_rows(self._store, document_ids)
 
-    def sentences_by_rowid(self, rowids: Sequence[int]) -> dict[int, SentenceVectors]:
-        return self._store.sentences_by_rowid(rowids)
+    def best_sentence_cosines(self, rowids: Sequence[int], query: np.ndarray) -> dict[int, float]:
+        return self._store.best_sentence_cosines(rowids, query)
 
     def passages(self, rowids: Sequence[int], scores: Sequence[float]) -> list[Passage]:
         return self._store.passages(rowids, scores)

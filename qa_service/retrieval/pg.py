@@ -35,7 +35,6 @@ from qa_service.store.pg_store import (
     parse_vector,
     vector_text,
 )
-from qa_service.store.sentence_vectors import SentenceVectors
 
 # FTS5's bm25() constants.
 BM25_K1: Final = 1.2
@@ -210,8 +209,8 @@ class PgSearch:
             (list(document_ids),))
         return [(int(rid), parse_vector(vec)) for rid, vec in rows]
 
-    def sentences_by_rowid(self, rowids: Sequence[int]) -> dict[int, SentenceVectors]:
-        return self._store.sentences_by_rowid(rowids)
+    def best_sentence_cosines(self, rowids: Sequence[int], query: np.ndarray) -> dict[int, float]:
+        return self._store.best_sentence_cosines(rowids, query)
 
     def passages(self, rowids: Sequence[int], scores: Sequence[float]) -> list[Passage]:
         return self._store.passages(rowids, scores)

@@ -171,14 +171,9 @@ class Retriever:
 
     def _by_sentence(self, rankings: list[tuple[list[int], float]], qvec: np.ndarray) -> list[int]:
         """The candidates of ``rankings`` (already filtered) by their best sentence's cosine to the
-        question; chunks stored without sentence vectors are left out of this ranking."""
+        question; chunks stored without sentence vectors (or another model's) are left out."""
         candidates = sorted({rid for ids, _ in rankings for rid in ids})
-        stored = self._backend.sentences_by_rowid(candidates)
-        if not stored:
-            return []
-        query = np.asarray(qvec, dtype=np.float32).reshape(-1)
-        best = {rid: float((sv.vectors @ query).max()) for rid, sv in stored.items()
-                if sv.vectors.shape[1] == query.shape[0]}  # vectors of another model are ignored
+        best = self._backend.best_sentence_cosines(candidates, qvec)
         return sorted(best, key=best.__getitem__, reverse=True)
 
     def _feedback(self, dense_ids: list[int], terms: list[str], depth: int, cond: Condition,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from qa_service.embedding.base import Vectors
 from qa_service.models import Chunk, Document, Passage
 from qa_service.store.sentence_vectors import SentenceVectors
 from qa_service.store.sqlite_store import PreparedDocument, WriteResult
@@ -49,7 +50,7 @@ class DocumentStore(Protocol):
 
     def sentences(self, chunk_ids: Sequence[str]) -> dict[str, SentenceVectors]: ...
 
-    def sentences_by_rowid(self, rowids: Sequence[int]) -> dict[int, SentenceVectors]: ...
+    def best_sentence_cosines(self, rowids: Sequence[int], query: Vectors) -> dict[int, float]: ...
 
     def passages(self, rowids: Sequence[int], scores: Sequence[float]) -> list[Passage]: ...
 

@@ -59,7 +59,7 @@ VOCABULARY_MIGRATION: Final = """
 """
 
 # Bump when the analysis (terms, stems, caption rules, paragraph keys) changes.
-ANALYZER_VERSION: Final = "1"
+ANALYZER_VERSION: Final = "2"
 ANALYZER_META_KEY: Final = "lexical_analyzer"
 
 # A line shorter than this (after normalisation) is never treated as a shared paragraph:
@@ -74,7 +74,8 @@ CAPTION_MAX_WORDS: Final = 15
 # Markers of a caption, photo credit or navigation line, matched on normalised text.
 _CAPTION_PREFIX_RE: Final = re.compile(
     r"^[\W_]*(للمزيد|اقرا ايضا|اقرا المزيد|قد يهمك|نقلا عن|مصدر الصوره|تعليق علي الصوره|"
-    r"الصوره|صوره ارشيفيه|صوره من|شاهد ايضا|شاهد|read more|related|photo|image|file photo)\b"
+    r"الصوره|صوره ارشيفيه|صوره من|شاهد ايضا|شاهد|تم التحديث|تم النشر|اخر تحديث|تاريخ النشر|"
+    r"read more|related|photo|image|file photo|updated|published|last updated)\b"
 )
 _CAPTION_SUFFIX_RE: Final = re.compile(
     r"(/|\(|-|–|:)\s*(رويترز|ا ف ب|افب|اب|ا ب|afp|reuters|ap|epa|getty images|getty|"
@@ -92,7 +93,7 @@ def analyse(text: str) -> tuple[str, str]:
 
 
 def is_caption(line: str) -> bool:
-    """Whether one line is a caption, photo credit, navigation hint or a separator rule."""
+    """Whether one line is a caption, photo credit, dateline, navigation hint or a separator rule."""
     key = normalize(line)
     if not key:
         return False

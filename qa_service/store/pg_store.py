@@ -39,10 +39,11 @@ import numpy.typing as npt
 import psycopg
 import psycopg.errors
 
+from qa_service.embedding.base import Vectors
 from qa_service.errors import BadInputError, IndexCorruptError, StorageFullError, StoreUnavailableError
 from qa_service.models import Chunk, Document, Passage
 from qa_service.store import lexical
-from qa_service.store.sentence_vectors import SentenceVectors, decode_rows
+from qa_service.store.sentence_vectors import SentenceVectors, best_cosines, decode_rows
 from qa_service.store.sqlite_store import OUTLET_LATIN_KEY, PreparedDocument, WriteResult, _latin_name
 
 _P = ParamSpec("_P")
@@ -462,13 +463,13 @@ class PgStore:
         return decode_rows(rows)
 
     @_reported
-    def sentences_by_rowid(self, rowids: Sequence[int]) -> dict[int, SentenceVectors]:
+    def best_sentence_cosines(self, rowids: Sequence[int], query: Vectors) -> dict[int, float]:
         if not len(rowids):
             return {}
         rows = self.read_connection().execute(  # binary: bytea as bytes, not as hex text
             "SELECT rowid, sentences FROM chunks WHERE rowid = ANY(%s) AND sentences IS NOT NULL",
             ([int(r) for r in rowids],), binary=True)
-        return decode_rows((int(r[0]), r[1]) for r in rows)
+        return best_cosines(((int(r[0]), r[1]) for r in rows), query)
 
     # -- retrieval support -------------------------------------------------------------
 

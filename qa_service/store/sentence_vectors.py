@@ -125,3 +125,35 @@ def decode_rows(rows: Iterable[tuple[K, bytes]]) -> dict[K, SentenceVectors]:
         else:
             out[chunk] = decoded
     return out
+
+
+def best_cosines(rows: Iterable[tuple[K, bytes]], query: Vectors) -> dict[K, float]:
+    """For each ``(key, blob)`` row, the highest cosine of a unit ``query`` with its sentences.
+
+    The per-vector scale cancels in a cosine, so the int8 vectors are compared as stored, all
+    in one product; unembedded fragments (zero vectors) and malformed blobs are left out.
+    """
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    keys: list[K] = []
+    parts: list[np.ndarray] = []
+    for key, blob in rows:
+        data = bytes(blob)
+        if len(data) < _COUNT.size:
+            continue
+        (n,) = _COUNT.unpack_from(data)
+        header = _COUNT.size + n * (_SPAN_BYTES + _SCALE_BYTES)
+        if n == 0 or len(data) - header != n * q.shape[0]:
+            continue  # malformed, or vectors of a model with another dimension
+        parts.append(np.frombuffer(data, dtype=np.int8, offset=header).reshape(n, -1))
+        keys.extend([key] * n)
+    if not parts:
+        return {}
+    matrix = np.concatenate(parts).astype(np.float32)
+    norms = np.linalg.norm(matrix, axis=1)
+    cosines = (matrix @ q) / np.maximum(norms, 1e-12)
+    out: dict[K, float] = {}
+    for key, cosine, norm in zip(keys, cosines.tolist(), norms.tolist(), strict=True):
+        if norm > 0 and cosine > out.get(key, -2.0):
+            out[key] = cosine
+    return out
+

@@ -25,7 +25,12 @@ from qa_service.embedding.base import Vectors
 from qa_service.errors import IndexCorruptError
 from qa_service.models import Chunk, Document, Passage
 from qa_service.store import lexical
-from qa_service.store.sentence_vectors import SENTENCE_VECTORS_MIGRATION, SentenceVectors, decode_rows
+from qa_service.store.sentence_vectors import (
+    SENTENCE_VECTORS_MIGRATION,
+    SentenceVectors,
+    best_cosines,
+    decode_rows,
+)
 
 # Numbered migrations: index i upgrades schema version i -> i+1.
 MIGRATIONS: tuple[str, ...] = (
@@ -308,16 +313,16 @@ class Store:
             f"WHERE c.id IN ({marks})", list(chunk_ids))
         return decode_rows(rows)
 
-    def sentences_by_rowid(self, rowids: Sequence[int]) -> dict[int, SentenceVectors]:
-        """Sentence vectors of the given chunks (by rowid); chunks without are absent."""
+    def best_sentence_cosines(self, rowids: Sequence[int], query: Vectors) -> dict[int, float]:
+        """For each chunk (by rowid) stored with sentence vectors, its best sentence's cosine to ``query``."""
         conn = self._conn()
-        out: dict[int, SentenceVectors] = {}
+        out: dict[int, float] = {}
         for i in range(0, len(rowids), _SQL_BATCH):
             batch = [int(r) for r in rowids[i:i + _SQL_BATCH]]
             marks = ",".join("?" * len(batch))
-            rows = conn.execute(f"SELECT chunk_rowid, data FROM chunk_sentences WHERE chunk_rowid IN ({marks})",
-                                batch)
-            out.update(decode_rows(rows))
+            rows = conn.execute(
+                f"SELECT chunk_rowid, data FROM chunk_sentences WHERE chunk_rowid IN ({marks})", batch)
+            out.update(best_cosines(rows, query))
         return out
 
     @staticmethod

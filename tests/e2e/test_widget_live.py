@@ -202,7 +202,7 @@ def test_foreign_page_with_hostile_css_and_strict_csp(new_page: Any, service: Se
 
 
 CONVERSATIONS = {
-    "en": [TROOPS_EN, "Since when have they been negotiating over it?", "Who is the US ambassador there?"],
+    "en": [TROOPS_EN, "What is their mission?", "How long will the talks on their withdrawal take?"],
     "ar": [TROOPS_AR, "ومنذ متى تتفاوض الحكومتان على ذلك؟", "ومن وزير خارجيتها؟"],
 }
 
@@ -232,8 +232,9 @@ def test_a_three_turn_conversation_with_the_real_service(new_page: Any, service:
             expect(note).to_be_hidden()
         else:
             expect(note).to_be_visible()  # the service read it with the conversation
-    assert "2023" in answers[1].inner_text()  # the talks began in August 2023
-    if lang == "en":
-        assert answers[1].locator(".answer-lead").inner_text().startswith("August 2023")
+    if lang == "en":  # English forms in the lead: "several months" for «عدة أشهر»
+        assert answers[2].locator(".answer-lead").inner_text().startswith("several months")
+    else:
+        assert "2023" in answers[1].inner_text()  # the talks began in August 2023
     screenshot(chat(page), ARTIFACTS / f"widget-conversation-{lang}.png")
     assert watched.problems() == []

@@ -34,7 +34,8 @@ def test_copy_moves_an_embedded_collection_without_embedding_again(
             mine = pg.search(question, 5)[0]
             assert [p.chunk_id for p in mine] == [p.chunk_id for p in embedded.search(question, 5)[0]]
         rowids = [r for r, _ in pg.retriever._backend.dense(encoder.encode_queries(["x"]), 50, Condition())]
-        assert set(pg.store.sentences_by_rowid(rowids)) == set(rowids)  # sentence vectors came along
+        query = encoder.encode_queries(["x"])[0]
+        assert set(pg.store.best_sentence_cosines(rowids, query)) == set(rowids)  # sentence vectors came
         assert encoder.passages_encoded == 0
         # Run again after a change: only the changed document travels.
         embedded.ingest([Document(id="seed", text="نص جديد عن 9000 جندي.", lang="ar")])

@@ -317,3 +317,13 @@ def test_a_present_tense_question_also_reads_the_newest_passage_below_the_top() 
     older = ComposeInput("Who is the prime minister of Iraq?", "en", [NEW_PM, *top[1:]], reserve=[OLD_PM])
     assert [ev.passage.document_id for ev in composer.candidates(older, analyse(older.question, "en"))
             if ev.passage is OLD_PM] == []  # nothing newer below the top: only the top is read
+
+
+def test_a_dateline_or_photo_caption_is_never_the_evidence() -> None:
+    dateline = passage("dated", "تم التحديث: 2024/01/25 الساعة 15:42 بتوقيت غرينتش", 0.86)
+    caption = passage("photo", "قوات تابعة للجيش الأمريكي في العراق/ رويترز", 0.86)
+    body = passage("body", "وبدأت المحادثات في أغسطس/آب 2023 بين الجانبين.", 0.8)
+    reader = ScriptedReader({"2024/01/25": 9.0, "رويترز": 8.0, "أغسطس/آب 2023": 2.0})
+    request = ComposeInput("When did the talks begin?", "en", [dateline, caption, body])
+    c = ReaderComposer(reader, 0.0).compose(request)
+    assert c.short_answer == "أغسطس/آب 2023" and [x.document_id for x in c.citations] == ["body"]

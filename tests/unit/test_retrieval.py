@@ -237,7 +237,8 @@ def test_the_sentence_that_answers_ranks_a_chunk_its_chunk_vector_dilutes(settin
     encoder = TableEncoder({"troops": [1, 0], "الجنود": [1, 0], "رسالة": [0, 1], "الجيش": [0.8, 0.6]})
     service = QAService(settings, encoder)
     service.ingest([
-        _doc("seed", "نشر السفير رسالة طويلة. وتنشر الولايات المتحدة الجنود في العراق. وختم السفير رسالة ثانية."),
+        _doc("seed", "نشر السفير رسالة طويلة. وتنشر الولايات المتحدة الجنود في العراق. "
+                     "وختم السفير رسالة ثانية."),
         _doc("army", "تحدث قائد الجيش عن التدريب. وزار الجيش المعسكر."),
     ])
     question = "How many US troops are in Iraq?"

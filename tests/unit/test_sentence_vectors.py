@@ -21,7 +21,7 @@ from qa_service.errors import BadInputError
 from qa_service.models import AskRequest, Document, Passage
 from qa_service.service import QAService
 from qa_service.settings import Settings
-from qa_service.store.sentence_vectors import SentenceVectors
+from qa_service.store.sentence_vectors import SentenceVectors, best_cosines
 from qa_service.store.sqlite_store import MIGRATIONS
 from qa_service.text import split_sentences
 from tests.conftest import NEVER_ABSTAIN
@@ -68,6 +68,26 @@ def test_codec_round_trip_keeps_spans_and_cosine() -> None:
     assert cosines[(11, 15)] == 0.0
     assert decoded.cosines(np.ones(8, np.float32), decoded.spans) is None  # another model's dimension
     assert SentenceVectors.decode(blob[:-1]) is None and SentenceVectors.decode(b"") is None
+
+
+def test_best_cosines_match_the_decoded_vectors_and_skip_what_cannot_count() -> None:
+    rng = np.random.default_rng(1)
+    query = rng.standard_normal(384).astype(np.float32)
+    query /= np.linalg.norm(query)
+    blobs = {}
+    for key in (1, 2):
+        vectors = rng.standard_normal((4, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors[0] = 0.0  # an unembedded fragment never wins
+        blobs[key] = SentenceVectors(tuple((i, i + 1) for i in range(4)), vectors).encode()
+    other_model = SentenceVectors(((0, 1),), np.ones((1, 8), np.float32)).encode()
+    rows = [*blobs.items(), (3, blobs[1][:-1]), (4, other_model), (5, b"")]
+    best = best_cosines(rows, query)
+    assert set(best) == {1, 2}
+    for key, blob in blobs.items():
+        decoded = SentenceVectors.decode(blob)
+        assert decoded is not None
+        assert best[key] == pytest.approx(float((decoded.vectors[1:] @ query).max()), abs=1e-5)
 
 
 def test_ingestion_stores_each_chunks_sentences_as_the_composer_splits_them(
