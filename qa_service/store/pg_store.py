@@ -185,6 +185,7 @@ class PgStore:
         self._dim_ready = False
         if migrate:
             self.migrate()
+            self.ensure_lexical()
 
     # -- connections -------------------------------------------------------------------
 
@@ -260,6 +261,45 @@ class PgStore:
                 cur.execute("INSERT INTO meta VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE "
                             "SET value = excluded.value", (str(target),))
         return start, max(start, len(MIGRATIONS))
+
+    @_reported
+    def ensure_lexical(self) -> int:
+        """Re-analyse every chunk when the lexical analysis has changed since it was indexed (as the
+        SQLite store does on open); returns the chunks re-analysed (0: it was current)."""
+        if self.get_meta(lexical.ANALYZER_META_KEY) == lexical.ANALYZER_VERSION:
+            return 0
+        count = 0
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            # Writers wait meanwhile: their postings would be counted twice.
+            cur.execute("LOCK TABLE documents IN SHARE MODE")
+            cur.execute("SELECT value FROM meta WHERE key = %s", (lexical.ANALYZER_META_KEY,))
+            if (cur.fetchone() or (None,))[0] == lexical.ANALYZER_VERSION:
+                return 0  # another process did it meanwhile
+            cur.execute("DELETE FROM postings")
+            cur.execute("DELETE FROM paragraphs")
+            tokens = 0
+            for (doc_id,) in cur.execute("SELECT id FROM documents ORDER BY id").fetchall():
+                title, text = _first_row(cur.execute("SELECT title, text FROM documents WHERE id = %s",
+                                                     (doc_id,)).fetchone())
+                rows = [lexical.ChunkRow(int(r[0]), int(r[1]), int(r[2])) for r in cur.execute(
+                    'SELECT rowid, start, "end" FROM chunks WHERE document_id = %s ORDER BY ord', (doc_id,))]
+                analysis = lexical.analyse_chunks(title, text, rows)
+                cur.executemany(
+                    "UPDATE chunks SET terms = %s, stems = %s, length = %s, chars = %s, caption_chars = %s "
+                    "WHERE rowid = %s",
+                    [(a.terms, a.stems, len(a.terms.split()), a.chars, a.caption_chars, a.rowid)
+                     for a in analysis])
+                with cur.copy("COPY paragraphs (hash, document_id, chunk_rowid, chars) FROM STDIN") as copy:
+                    for a in analysis:
+                        for key, chars in a.paragraphs:
+                            copy.write_row((key, doc_id, a.rowid, chars))
+                tokens += self._index_chunks(cur, analysis)
+                count += len(analysis)
+            cur.execute("UPDATE stats SET tokens = %s", (tokens,))
+            cur.execute("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+                        "SET value = excluded.value", (lexical.ANALYZER_META_KEY, lexical.ANALYZER_VERSION))
+        return count
 
     def _ensure_dimension(self, cur: psycopg.Cursor[Any], dim: int) -> None:
         """Fix the vector dimension and build the HNSW index, once, at the first write."""
@@ -505,6 +545,12 @@ class PgStore:
 
     def close(self) -> None:
         self.drop_connections()
+
+
+def _first_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """A row that must exist."""
+    assert row is not None
+    return row
 
 
 def _first(row: tuple[Any, ...] | None) -> Any:

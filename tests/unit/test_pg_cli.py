@@ -91,3 +91,29 @@ def test_bad_store_input_is_a_clear_cli_error(settings: Settings, capsys: pytest
     code = main([a.replace("{index}", str(settings.index_dir)) for a in argv])
     err = capsys.readouterr().err
     assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_a_changed_analyzer_reanalyses_the_postgres_index_on_open(
+        settings: Settings, pg_server: PgServer | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from qa_service.store import lexical
+
+    url = pg_database(pg_server)
+    pg = QAService(settings.replace(store_url=url), FakeEncoder())
+    pg.ingest(ALL + MORE)
+    pg.close()
+    with psycopg.connect(url) as conn:
+        before = conn.execute("SELECT count(*), (SELECT tokens FROM stats) FROM postings").fetchone()
+        conn.execute("UPDATE chunks SET terms = 'stale', stems = 'stale'")
+    monkeypatch.setattr(lexical, "ANALYZER_VERSION", "test-next")
+    pg = QAService(settings.replace(store_url=url), FakeEncoder())
+    try:
+        with psycopg.connect(url) as conn:
+            after = conn.execute("SELECT count(*), (SELECT tokens FROM stats) FROM postings").fetchone()
+            assert after == before
+            assert conn.execute("SELECT count(*) FROM chunks WHERE terms = 'stale'").fetchone() == (0,)
+        assert pg.store.get_meta(lexical.ANALYZER_META_KEY) == "test-next"
+        assert pg.search("وزارة الدفاع 5200 جندي", 1)[0][0].document_id == "older"
+    finally:
+        pg.close()
