@@ -379,9 +379,8 @@ class PgStore:
             return WriteResult()
         now = datetime.now(UTC)
         removed: list[int] = []
-        added: list[int] = []
-        written = 0
         chunk_delta = token_delta = 0
+        todo: list[PreparedDocument] = []
         with self._transaction() as cur:
             self._ensure_dimension(cur, int(prepared[0].vectors.shape[1]))
             self._lock_documents(cur, [item.document.id for item in prepared])
@@ -402,14 +401,15 @@ class PgStore:
                     "lang = excluded.lang, metadata = excluded.metadata, ingested_at = excluded.ingested_at",
                     (doc.id, item.content_hash, doc.title, doc.text, doc.url, doc.source, doc.published_at,
                      doc.lang, json.dumps(doc.metadata, ensure_ascii=False), now))
-                analysis = self._insert_chunks(cur, item)
-                added += [a.rowid for a in analysis]
-                chunk_delta += len(analysis)
-                token_delta += self._index_chunks(cur, analysis)
-                written += 1
+                todo.append(item)
+            # One COPY per table for the whole batch: a round trip per table, not per document.
+            analysis = self._insert_chunks(cur, todo)
+            added = [a.rowid for a in analysis]
+            chunk_delta += len(analysis)
+            token_delta += self._index_chunks(cur, analysis)
             generation = self._bump(cur, chunk_delta, token_delta)
         return WriteResult(added_ids=np.asarray(added, dtype=np.int64), removed_ids=removed,
-                           generation=generation, documents_written=written)
+                           generation=generation, documents_written=len(todo))
 
     @staticmethod
     def _lock_documents(cur: psycopg.Cursor[Any], doc_ids: Sequence[str]) -> None:
@@ -418,26 +418,35 @@ class PgStore:
                     "FROM unnest(%s::text[]) AS t ORDER BY k) AS keys", (list(doc_ids),))
 
     @staticmethod
-    def _insert_chunks(cur: psycopg.Cursor[Any], item: PreparedDocument) -> list[lexical.ChunkAnalysis]:
-        """Insert the chunks with their vectors, sentence vectors and analysis; returns the analysis."""
+    def _insert_chunks(cur: psycopg.Cursor[Any], items: Sequence[PreparedDocument]
+                       ) -> list[lexical.ChunkAnalysis]:
+        """Insert the chunks of ``items`` with their vectors, sentence vectors and analysis (row ids
+        rising in the given order, as the SQLite store's); returns the analysis."""
+        total = sum(len(item.chunks) for item in items)
+        if not total:
+            return []
         cur.execute("SELECT nextval(pg_get_serial_sequence('chunks', 'rowid')) "
-                    "FROM generate_series(1, %s)", (len(item.chunks),))
-        rowids = [int(r[0]) for r in cur.fetchall()]
-        doc = item.document
-        rows = [lexical.ChunkRow(rid, c.start, c.end) for rid, c in zip(rowids, item.chunks, strict=True)]
-        analysis = lexical.analyse_chunks(doc.title, doc.text, rows)
-        sentences = item.sentences if item.sentences is not None else [None] * len(rowids)
+                    "FROM generate_series(1, %s)", (total,))
+        rowids = iter(sorted(int(r[0]) for r in cur.fetchall()))
+        out: list[lexical.ChunkAnalysis] = []
         with cur.copy('COPY chunks (rowid, id, document_id, ord, start, "end", embedding, sentences, terms, '
                       "stems, length, chars, caption_chars) FROM STDIN") as copy:
-            for chunk, vec, sv, a in zip(item.chunks, item.vectors, sentences, analysis, strict=True):
-                copy.write_row((a.rowid, chunk.id, doc.id, chunk.ord, chunk.start, chunk.end,
-                                vector_text(vec), None if sv is None else sv.encode(), a.terms, a.stems,
-                                len(a.terms.split()), a.chars, a.caption_chars))
+            for item in items:
+                doc = item.document
+                rows = [lexical.ChunkRow(next(rowids), c.start, c.end) for c in item.chunks]
+                analysis = lexical.analyse_chunks(doc.title, doc.text, rows)
+                sentences = item.sentences if item.sentences is not None else [None] * len(rows)
+                for chunk, vec, sv, a in zip(item.chunks, item.vectors, sentences, analysis, strict=True):
+                    copy.write_row((a.rowid, chunk.id, doc.id, chunk.ord, chunk.start, chunk.end,
+                                    vector_text(vec), None if sv is None else sv.encode(), a.terms, a.stems,
+                                    len(a.terms.split()), a.chars, a.caption_chars))
+                out += analysis
+        by_rowid = {a.rowid: item.document.id for item, a in _pairs(items, out)}
         with cur.copy("COPY paragraphs (hash, document_id, chunk_rowid, chars) FROM STDIN") as copy:
-            for a in analysis:
+            for a in out:
                 for key, chars in a.paragraphs:
-                    copy.write_row((key, doc.id, a.rowid, chars))
-        return analysis
+                    copy.write_row((key, by_rowid[a.rowid], a.rowid, chars))
+        return out
 
     @staticmethod
     def _index_chunks(cur: psycopg.Cursor[Any], analysis: Sequence[lexical.ChunkAnalysis]) -> int:
@@ -545,6 +554,15 @@ class PgStore:
 
     def close(self) -> None:
         self.drop_connections()
+
+
+def _pairs(items: Sequence[PreparedDocument], analysis: Sequence[lexical.ChunkAnalysis]
+           ) -> Iterator[tuple[PreparedDocument, lexical.ChunkAnalysis]]:
+    """Each chunk's analysis with the document it belongs to (both in the order written)."""
+    rows = iter(analysis)
+    for item in items:
+        for _ in item.chunks:
+            yield item, next(rows)
 
 
 def _first_row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
