@@ -311,6 +311,8 @@ class PgStore:
         current = int(_first(cur.fetchone()))
         if current <= 0:
             cur.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE halfvec({int(dim)})")
+            # In the row, never in TOAST (the type change resets this): an exact scan reads every vector.
+            cur.execute("ALTER TABLE chunks ALTER COLUMN embedding SET STORAGE PLAIN")
             cur.execute("CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding halfvec_ip_ops)")
         elif current != dim:
             raise IndexCorruptError(f"{redacted(self.url)} holds {current}-dimensional vectors, the "
