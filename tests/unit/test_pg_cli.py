@@ -117,3 +117,27 @@ def test_a_changed_analyzer_reanalyses_the_postgres_index_on_open(
         assert pg.search("وزارة الدفاع 5200 جندي", 1)[0][0].document_id == "older"
     finally:
         pg.close()
+
+
+def test_bench_retrieval_store_url_measures_a_copy_of_the_pool(settings: Settings,
+                                                                pg_server: PgServer | str) -> None:
+    from qa_service.bench.retrieval import METHODS, Question, evaluate, measure_postgres, parity_table
+
+    url = pg_database(pg_server)
+    encoder = FakeEncoder()
+    embedded = QAService(settings, encoder)
+    embedded.ingest(ALL + MORE)
+    questions = [Question("q1", "How many points did the Panthers defense give up?", "football", "en"),
+                 Question("q2", "وزارة الدفاع 5200 جندي", "older", "ar"),
+                 Question("q3", "الحكومة تؤكد شريك في سوريا", "m0", "ar")]
+    vectors = encoder.encode_queries([q.text for q in questions])
+    mine = evaluate(embedded.retriever, questions, vectors, METHODS)
+    embedded.close()
+    theirs = measure_postgres(settings, url, encoder, questions, vectors, METHODS)
+    assert theirs["_copy"].startswith(f"{len(ALL + MORE)} documents copied")
+    for method, per_set in mine.items():
+        for qset, metrics in per_set.items():
+            if not qset.startswith("_"):
+                assert theirs["results"][method][qset] == metrics
+    table = parity_table(mine, theirs["results"])
+    assert table.count("| +0.000 | +0.000 |") == len(METHODS) * 2  # two question sets
