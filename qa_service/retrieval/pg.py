@@ -32,7 +32,6 @@ from qa_service.store.pg_store import (
     DEFAULT_EF_SEARCH,
     PgStore,
     bm25_idf,
-    parse_vector,
     vector_text,
 )
 
@@ -40,6 +39,10 @@ from qa_service.store.pg_store import (
 BM25_K1: Final = 1.2
 BM25_B: Final = 0.75
 MAX_EF_SEARCH: Final = 1000  # pgvector's ceiling
+
+
+# A chunk vector as float4[]: read in binary, psycopg parses it in C (text parsing cost ~5 ms a search).
+_FLOATS: Final = "embedding::vector::real[]"
 
 
 def _sql(cond: Condition) -> tuple[str, tuple[object, ...]]:
@@ -199,15 +202,15 @@ class PgSearch:
         return {int(r[0]) for r in rows}
 
     def chunk_rows(self, rowids: Sequence[int]) -> ChunkVectors:
-        rows = self._store.read_rows("SELECT rowid, id, embedding::text FROM chunks WHERE rowid = ANY(%s)",
-                                     ([int(r) for r in rowids],))
-        return {int(rid): (str(cid), parse_vector(vec)) for rid, cid, vec in rows}
+        rows = self._store.read_rows(f"SELECT rowid, id, {_FLOATS} FROM chunks WHERE rowid = ANY(%s)",
+                                     ([int(r) for r in rowids],), binary=True)
+        return {int(rid): (str(cid), np.asarray(vec, dtype=np.float32)) for rid, cid, vec in rows}
 
     def document_chunk_rows(self, document_ids: Sequence[str]) -> list[tuple[int, npt.NDArray[np.float32]]]:
         rows = self._store.read_rows(
-            "SELECT rowid, embedding::text FROM chunks WHERE document_id = ANY(%s) ORDER BY rowid",
-            (list(document_ids),))
-        return [(int(rid), parse_vector(vec)) for rid, vec in rows]
+            f"SELECT rowid, {_FLOATS} FROM chunks WHERE document_id = ANY(%s) ORDER BY rowid",
+            (list(document_ids),), binary=True)
+        return [(int(rid), np.asarray(vec, dtype=np.float32)) for rid, vec in rows]
 
     def best_sentence_cosines(self, rowids: Sequence[int], query: np.ndarray) -> dict[int, float]:
         return self._store.best_sentence_cosines(rowids, query)

@@ -147,10 +147,6 @@ def vector_text(vector: npt.ArrayLike) -> str:
     return "[" + ",".join(repr(float(x)) for x in np.asarray(vector, dtype=np.float32)) + "]"
 
 
-def parse_vector(text: str) -> npt.NDArray[np.float32]:
-    return np.array(text[1:-1].split(","), dtype=np.float32)
-
-
 def _reported(method: Callable[_P, _R]) -> Callable[_P, _R]:
     """Connection failures become StoreUnavailableError, and the broken connection is dropped."""
 
@@ -525,13 +521,14 @@ class PgStore:
     # -- retrieval support -------------------------------------------------------------
 
     @_reported
-    def read_rows(self, sql: str, args: Sequence[Any], settings: dict[str, str] | None = None
-                  ) -> list[tuple[Any, ...]]:
-        """Rows of one read query (on a replica when configured); ``settings`` hold for it alone."""
+    def read_rows(self, sql: str, args: Sequence[Any], settings: dict[str, str] | None = None,
+                  binary: bool = False) -> list[tuple[Any, ...]]:
+        """Rows of one read query (on a replica when configured); ``settings`` hold for it alone;
+        ``binary``: values in binary form (float arrays parsed in C, not from text)."""
         conn = self.read_connection()
         query: Any = sql  # composed from constants and placeholders only, never from input
         if not settings:
-            rows: list[tuple[Any, ...]] = conn.execute(query, args).fetchall()
+            rows: list[tuple[Any, ...]] = conn.execute(query, args, binary=binary).fetchall()
             return rows
         with conn.transaction(), conn.cursor() as cur:
             for name, value in settings.items():
