@@ -141,3 +141,20 @@ def test_bench_retrieval_store_url_measures_a_copy_of_the_pool(settings: Setting
                 assert theirs["results"][method][qset] == metrics
     table = parity_table(mine, theirs["results"])
     assert table.count("| +0.000 | +0.000 |") == len(METHODS) * 2  # two question sets
+
+
+def test_store_settings_are_validated_and_config_hides_passwords(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from qa_service.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="needs QA_STORE_URL"):
+        Settings.from_mapping({"store_read_urls": "postgresql://r1/news"})
+    with pytest.raises(BadInputError, match="PostgreSQL URLs"):
+        Settings.from_mapping({"store_url": "mysql://db/news"})
+    with pytest.raises(BadInputError, match="QA_HNSW_EF_SEARCH"):
+        Settings.from_mapping({"hnsw_ef_search": "0"})
+    monkeypatch.setenv("QA_STORE_URL", "postgresql://qa:s3cret@db1/news")
+    monkeypatch.setenv("QA_STORE_READ_URLS", "postgresql://qa:s3cret@db2/news")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "postgresql://qa:***@db1/news" in out and "qa:***@db2" in out
