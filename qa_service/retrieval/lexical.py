@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -69,6 +69,18 @@ def match_expression(terms: Sequence[str], column: Column) -> str:
     return f"{column} : ({quoted})"
 
 
+def affordable(terms: Sequence[str], df: Mapping[str, int]) -> list[str]:
+    """The rarest of ``terms`` (``df``: their document frequencies) whose matches fit the budget."""
+    kept: list[str] = []
+    spent = 0
+    for term in sorted((t for t in terms if df.get(t)), key=lambda t: df[t]):
+        spent += df[term]
+        if spent > MATCH_BUDGET:
+            break
+        kept.append(term)
+    return kept
+
+
 class LexicalSearcher:
     """BM25 queries, term statistics and noise shares, over one store."""
 
@@ -105,15 +117,7 @@ class LexicalSearcher:
 
     def _affordable(self, terms: Sequence[str], column: Column) -> list[str]:
         """The rarest of ``terms`` (present in the index) within the match budget."""
-        df = self.document_frequencies(terms, column)
-        kept: list[str] = []
-        spent = 0
-        for term in sorted((t for t in terms if df.get(t)), key=lambda t: df[t]):
-            spent += df[term]
-            if spent > MATCH_BUDGET:
-                break
-            kept.append(term)
-        return kept
+        return affordable(terms, self.document_frequencies(terms, column))
 
     def languages(self) -> dict[str, int]:
         """Number of documents per language (``lang``), cached per store generation."""

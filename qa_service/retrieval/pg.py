@@ -24,7 +24,7 @@ import numpy.typing as npt
 from qa_service.models import Passage
 from qa_service.retrieval.backend import ChunkVectors, LexicalIndex
 from qa_service.retrieval.filters import Condition
-from qa_service.retrieval.lexical import MATCH_BUDGET, Column, LexicalHit
+from qa_service.retrieval.lexical import MATCH_BUDGET, Column, LexicalHit, affordable
 from qa_service.store.ann import DEFAULT_MIN_VECTORS
 from qa_service.store.lexical import SITE_BOILERPLATE_MIN_DOCUMENTS
 from qa_service.store.pg_store import (
@@ -65,13 +65,7 @@ class PgLexical:
         if not terms or limit <= 0:
             return []
         df = self._capped_frequencies(terms, column)
-        kept: list[str] = []
-        spent = 0
-        for term in sorted((t for t in terms if df.get(t)), key=lambda t: df[t]):
-            spent += df[term]
-            if spent > MATCH_BUDGET:
-                break
-            kept.append(term)
+        kept = affordable(terms, df)
         if not kept:
             return []
         _, chunks, tokens = self._store.stats()
