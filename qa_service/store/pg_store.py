@@ -178,6 +178,8 @@ class PgStore:
         self.read_urls = tuple(check_url(u) for u in read_urls)
         self.connect_timeout_s = connect_timeout_s
         self._local = threading.local()
+        self._opened: list[psycopg.Connection[Any]] = []
+        self._opened_lock = threading.Lock()
         self._dim_ready = False
         if migrate:
             self.migrate()
@@ -187,10 +189,13 @@ class PgStore:
 
     def _connect(self, url: str) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(url, autocommit=True, application_name="qa-service",
+            conn = psycopg.connect(url, autocommit=True, application_name="qa-service",
                                    connect_timeout=max(1, round(self.connect_timeout_s)))
         except psycopg.ProgrammingError as exc:  # a malformed URL (bad port, unknown option)
             raise BadInputError(f"store URL {redacted(url)!r} is invalid: {exc}") from None
+        with self._opened_lock:  # every thread's connections, so that close() ends them all
+            self._opened = [c for c in self._opened if not c.closed] + [conn]
+        return conn
 
     def _conn(self) -> psycopg.Connection[Any]:
         """This thread's connection to the primary (writes, and reads that decide a write)."""
@@ -253,7 +258,14 @@ class PgStore:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 if self.schema_version() >= target:  # another process migrated meanwhile
                     continue
-                cur.execute(MIGRATIONS[target - 1].encode())
+                try:
+                    cur.execute(MIGRATIONS[target - 1].encode())
+                except (psycopg.errors.InsufficientPrivilege, psycopg.errors.FeatureNotSupported,
+                        psycopg.errors.UndefinedFile) as exc:
+                    raise StoreUnavailableError(
+                        f"cannot create the schema in {redacted(self.url)}: {exc.diag.message_primary}. "
+                        "The server needs pgvector installed, and `CREATE EXTENSION vector` run once by a "
+                        "superuser (or a role allowed to create the tables)") from exc
                 cur.execute("INSERT INTO meta VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE "
                             "SET value = excluded.value", (str(target),))
         return start, max(start, len(MIGRATIONS))
@@ -552,6 +564,11 @@ class PgStore:
         return out
 
     def close(self) -> None:
+        """Close every connection this store opened, in every thread."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
         self.drop_connections()
 
 

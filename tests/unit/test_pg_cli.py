@@ -158,3 +158,20 @@ def test_store_settings_are_validated_and_config_hides_passwords(
     assert main(["config"]) == 0
     out = capsys.readouterr().out
     assert "s3cret" not in out and "postgresql://qa:***@db1/news" in out and "qa:***@db2" in out
+
+
+def test_a_role_that_cannot_create_the_extension_gets_a_clear_error(
+        pg_server: PgServer | str, capsys: pytest.CaptureFixture[str]) -> None:
+    import psycopg
+
+    url = pg_database(pg_server)
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'bare'").fetchone():
+            conn.execute("CREATE DATABASE bare TEMPLATE template0")  # no pgvector in it
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'weak'").fetchone():
+            conn.execute("CREATE ROLE weak LOGIN")
+    weak = url.rsplit("/", 1)[0].replace("postgres@", "weak@") + "/bare"
+    assert main(["migrate", "--store-url", weak]) == 1
+    err = capsys.readouterr().err
+    assert "cannot create the schema" in err and "CREATE EXTENSION vector" in err and "Traceback" not in err
