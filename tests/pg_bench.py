@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -99,11 +100,14 @@ def main(n: int) -> None:
     questions = [d.title or d.text[:80] for d in random.Random(1).sample(docs, min(QUESTIONS, len(docs)))]
     folder = Path(tempfile.mkdtemp(prefix="qa-pg-bench-"))
     base = Settings(index_dir=folder / "index", model_cache=folder / "models", reader=False)
-    with running_server() as server:
-        if isinstance(server, str):
-            raise SystemExit(f"no PostgreSQL: {server}")
-        results = {"embedded": _measure(base, docs, questions),
-                   "postgres": _measure(base.replace(store_url=server.new_database()), docs, questions)}
+    try:
+        with running_server() as server:
+            if isinstance(server, str):
+                raise SystemExit(f"no PostgreSQL: {server}")
+            results = {"embedded": _measure(base, docs, questions),
+                       "postgres": _measure(base.replace(store_url=server.new_database()), docs, questions)}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     embedded, pg = results["embedded"], results["postgres"]
     pairs = zip(embedded.pop("top5"), pg.pop("top5"), strict=True)  # type: ignore[call-overload]
     same = sum(a == b for a, b in pairs) / len(questions)
