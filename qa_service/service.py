@@ -109,7 +109,7 @@ class QAService:
 
             pg = open_pg_store(settings.store_url, settings.store_read_urls)
             self.store: DocumentStore = pg
-            backend = PgSearch(pg)
+            backend = PgSearch(pg, settings.hnsw_ef_search, settings.ann_min_vectors)
         else:
             self.store = Store(settings.store_path)
             self.index_dir = IndexDirectory(settings.index_dir)

@@ -37,6 +37,7 @@ class Settings:
     # and streaming replicas that serve searches.
     store_url: str | None = None
     store_read_urls: tuple[str, ...] = ()
+    hnsw_ef_search: int = 200  # PostgreSQL: HNSW candidates per search (recall against latency)
     embedding_model: str = DEFAULT_MODEL
     model_cache: Path = field(default_factory=_default_model_cache)
     host: str = "127.0.0.1"
@@ -125,6 +126,8 @@ class Settings:
             raise BadInputError("QA_PASSAGE_PRECISION=int8 needs QA_ENCODER_BACKEND=auto or openvino")
         if self.encoder_backend not in ("auto", "openvino", "torch"):
             raise BadInputError("QA_ENCODER_BACKEND must be auto, openvino or torch")
+        if not 1 <= self.hnsw_ef_search <= 1000:
+            raise BadInputError("QA_HNSW_EF_SEARCH must lie between 1 and 1000 (pgvector's limit)")
         for name in ("port", "chunk_max_tokens", "encode_batch_size", "default_top_k", "max_top_k",
                      "max_question_chars", "max_body_bytes", "max_batch_documents", "max_document_chars"):
             if getattr(self, name) < 1:

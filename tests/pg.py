@@ -56,6 +56,13 @@ def _traversable_by_all(path: Path) -> bool:
     return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents])
 
 
+def _server_temp() -> str | None:
+    """Where server folders go: the temp folder, unless root's is closed to the server's user."""
+    if os.geteuid() == 0 and not _traversable_by_all(Path(tempfile.gettempdir())):
+        return "/tmp"
+    return None
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
@@ -67,7 +74,7 @@ class PgServer:
     """One server in its own temp folder; ``url(db)`` names a database on it."""
 
     def __init__(self, bindir: Path) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="qa-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="qa-pg-", dir=_server_temp()))
         self.data = self.root / "data"
         self.port = free_port()
         self._user: str | None = None
@@ -131,7 +138,7 @@ class PgServer:
     def replica(self) -> PgServer:
         """A streaming replica of this server (pg_basebackup), started on its own port."""
         standby = PgServer.__new__(PgServer)
-        standby.root = Path(tempfile.mkdtemp(prefix="qa-pg-replica-"))
+        standby.root = Path(tempfile.mkdtemp(prefix="qa-pg-replica-", dir=_server_temp()))
         standby.data = standby.root / "data"
         standby.port = free_port()
         standby._user = self._user

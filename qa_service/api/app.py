@@ -33,6 +33,7 @@ from qa_service.errors import (
     NotReadyError,
     PayloadTooLargeError,
     RequestTimeoutError,
+    StoreUnavailableError,
 )
 from qa_service.ingest.documents import document_from_mapping, parse_datetime
 from qa_service.models import Answer, AskRequest, Document, Filters, Passage
@@ -45,6 +46,7 @@ ServiceFactory = Callable[[Settings], QAService]
 SSE_DELTA_CHARS = 24
 BEARER = "bearerAuth"
 LOADING_RETRY_AFTER_S = 2  # the model and index load in a few seconds
+STORE_RETRY_S = 5.0  # a database unreachable at start is tried again this often
 # The schema is the same for every configuration: a bearer key, or none when the server has
 # no QA_API_KEYS (writes) or does not set QA_READ_REQUIRES_KEY (reads).
 KEY_WHEN_CONFIGURED: list[dict[str, list[str]]] = [{}, {BEARER: []}]
@@ -82,23 +84,37 @@ class _Holder:
         self._factory = factory
         self.service: NamedDependency[QAService] | None = None
         self.error: str | None = None
+        self.unavailable: StoreUnavailableError | None = None  # the database, for now
         self.load_seconds: float | None = None
         self._thread = threading.Thread(target=self._load, name="qa-load", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def _load(self) -> None:
+    def _load(self, retry: bool = True) -> None:
         started = time.perf_counter()
-        try:
-            self.service = self._factory(self.settings)
-            self.load_seconds = time.perf_counter() - started
-        except Exception as exc:  # reported by /readyz and every request, never swallowed
-            self.error = getattr(exc, "detail", None) or repr(exc)
-            log.error("service failed to load: %s", self.error)
+        while True:
+            try:
+                self.service = self._factory(self.settings)
+                self.load_seconds = time.perf_counter() - started
+                self.unavailable = None
+                return
+            except StoreUnavailableError as exc:  # the database may come back: keep trying
+                self.unavailable = exc
+                log.warning("%s; trying again in %.0fs", exc.detail, STORE_RETRY_S)
+                if not retry:
+                    self.error = exc.detail
+                    return
+                time.sleep(STORE_RETRY_S)
+            except Exception as exc:  # reported by /readyz and every request, never swallowed
+                self.error = getattr(exc, "detail", None) or repr(exc)
+                log.error("service failed to load: %s", self.error)
+                return
 
     def get(self) -> QAService:
         if self.service is None:
+            if self.unavailable is not None and self.error is None:
+                raise self.unavailable  # 503 with Retry-After: the load is retried
             if self.error is not None:  # a failed load does not heal by waiting: no Retry-After
                 raise NotReadyError(self.error)
             raise NotReadyError("the model and index are still loading; retry after the Retry-After "
@@ -123,7 +139,7 @@ def create_app(settings: Settings | None = None, factory: ServiceFactory = defau
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if wait_ready:
-            holder._load()
+            holder._load(retry=False)
         else:
             holder.start()
         yield
@@ -346,6 +362,9 @@ def readyz(holder: NamedDependency[_Holder]) -> Response[Health]:
     if service is None:
         if holder.error is not None:
             return Response(Health(status="failed", detail=holder.error), status_code=503)
+        if holder.unavailable is not None:
+            return Response(Health(status="waiting for the store", detail=holder.unavailable.detail),
+                            status_code=503, headers={"Retry-After": str(holder.unavailable.retry_after_s)})
         return Response(Health(status="loading"), status_code=503,
                         headers={"Retry-After": str(LOADING_RETRY_AFTER_S)})
     docs, chunks = service.store.counts()

@@ -126,7 +126,8 @@ def _news_records(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def pool_settings(folder: Path) -> Settings:
-    return Settings.from_env().replace(index_dir=folder / "index")
+    """The pool is always an embedded index folder (``--store-url`` measures a copy of it)."""
+    return Settings.from_env().replace(index_dir=folder / "index", store_url=None, store_read_urls=())
 
 
 def build_pool(folder: Path, news: int, encoder: Encoder, data: Path = SHARED_DATA,
@@ -354,6 +355,45 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def measure_postgres(settings: Settings, url: str, encoder: Encoder,
+                     questions: Sequence[Question], vectors: Vectors,
+                     methods: dict[str, RetrievalConfig]) -> dict[str, Any]:
+    """The pool copied into PostgreSQL (no re-embedding; resumable), measured the same way."""
+    from qa_service.service import QAService
+    from qa_service.store.copy import copy_collection
+    from qa_service.store.pg_store import PgStore
+    from qa_service.store.sqlite_store import Store
+
+    source, target = Store(settings.store_path), PgStore(url)
+    try:
+        copied = copy_collection(source, target)
+    finally:
+        source.close()
+        target.close()
+    service = QAService(settings.replace(store_url=url), encoder)
+    try:
+        return {"_copy": f"{copied.copied} documents copied, {copied.unchanged} already there",
+                "results": evaluate(service.retriever, questions, vectors, methods)}
+    finally:
+        service.close()
+
+
+def parity_table(embedded: dict[str, dict[str, dict[str, float]]],
+                 postgres: dict[str, dict[str, dict[str, float]]]) -> str:
+    """PostgreSQL minus embedded, per method and question set (issue 16: within 0.01)."""
+    lines = ["| method | questions | ΔR@5 | ΔMRR@10 | p50 ms (embedded / postgres) |",
+             "|---|---|---|---|---|"]
+    for name, per_set in embedded.items():
+        for qset, m in per_set.items():
+            if qset.startswith("_"):
+                continue
+            other = postgres[name][qset]
+            lines.append(f"| {name} | {qset} | {other['R@5'] - m['R@5']:+.3f} | "
+                         f"{other['MRR@10'] - m['MRR@10']:+.3f} | {per_set['_time']['p50_ms']} / "
+                         f"{postgres[name]['_time']['p50_ms']} |")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     import faiss
 
@@ -399,6 +439,11 @@ def run(args: argparse.Namespace) -> int:
     print(table(results))
     print("\nretrieval p50 per question on this pool (ms): "
           + ", ".join(f"{k} {v['_time']['p50_ms']}" for k, v in results.items()))
+    if args.store_url:
+        report["postgres"] = pg_results = measure_postgres(settings, args.store_url, encoder,
+                                                           questions, vectors, methods)
+        print(f"\nthe same pool in PostgreSQL ({pg_results['_copy']}):\n{table(pg_results['results'])}")
+        print("\n" + parity_table(results, pg_results["results"]))
     if args.latency:
         big = out_dir / f"latency-{LATENCY_CHUNKS // 1000}k"
         build_latency_store(big, data, encoder.dim, encoder.count_tokens,
@@ -427,6 +472,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-build", action="store_true",
                    help="measure the pool as it is now (a build still running or interrupted)")
     p.add_argument("--build-only", action="store_true", help="build the pool, measure nothing")
+    p.add_argument("--store-url", default=None,
+                   help="also copy the pool into this PostgreSQL database and compare (retrieval parity)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

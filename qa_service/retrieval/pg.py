@@ -1,8 +1,10 @@
 """The Retriever's lookups in PostgreSQL + pgvector: HNSW kNN and BM25, filters in SQL.
 
-* Dense: HNSW over ``chunks.embedding`` (halfvec, inner product) with ``hnsw.iterative_scan``,
-  so a filtered query keeps scanning the graph until ``depth`` chunks pass the filter. When a
-  filter is so selective that the scan gives up first, the allowed chunks are ranked exactly.
+* Dense: exact while the collection is smaller than ``QA_ANN_MIN_VECTORS`` (as the embedded
+  backend's FAISS index), then HNSW over ``chunks.embedding`` (halfvec, inner product) with
+  ``hnsw.iterative_scan``, so a filtered query keeps scanning the graph until ``depth`` chunks
+  pass the filter. When a filter is so selective that the scan gives up first, the allowed
+  chunks are ranked exactly.
 * Lexical: BM25 over the postings of the service's own analysed terms, with FTS5's formula
   (k1 1.2, b 0.75, FTS5's IDF) and its match budget, so both backends rank alike.
 
@@ -23,15 +25,24 @@ from qa_service.models import Passage
 from qa_service.retrieval.backend import ChunkVectors, LexicalIndex
 from qa_service.retrieval.filters import Condition
 from qa_service.retrieval.lexical import MATCH_BUDGET, Column, LexicalHit, affordable
+from qa_service.store.ann import DEFAULT_MIN_VECTORS
 from qa_service.store.lexical import SITE_BOILERPLATE_MIN_DOCUMENTS
-from qa_service.store.pg_store import COLUMNS, PgStore, bm25_idf, parse_vector, vector_text
+from qa_service.store.pg_store import (
+    COLUMNS,
+    DEFAULT_EF_SEARCH,
+    PgStore,
+    bm25_idf,
+    vector_text,
+)
 
 # FTS5's bm25() constants.
 BM25_K1: Final = 1.2
 BM25_B: Final = 0.75
-# HNSW candidate list: at least pgvector's default, and at least the depth asked for.
-MIN_EF_SEARCH: Final = 40
 MAX_EF_SEARCH: Final = 1000  # pgvector's ceiling
+
+
+# A chunk vector as float4[]: read in binary, psycopg parses it in C (text parsing cost ~5 ms a search).
+_FLOATS: Final = "embedding::vector::real[]"
 
 
 def _sql(cond: Condition) -> tuple[str, tuple[object, ...]]:
@@ -61,13 +72,13 @@ class PgLexical:
         avgdl = max(tokens / max(chunks, 1), 1e-9)
         idf = [bm25_idf(chunks, df[t]) for t in kept]
         where, args = ("", ()) if cond is None or cond.always else _sql(cond)
-        join = "JOIN documents d ON d.id = c.document_id" if where else ""
+        join = ("JOIN chunks c ON c.rowid = p.chunk_rowid JOIN documents d ON d.id = c.document_id"
+                if where else "")
         rows = self._rows(
             f"""SELECT p.chunk_rowid,
-                       sum(q.idf * p.tf * %s / (p.tf + %s * (1 - %s + %s * c.length / %s))) AS score
+                       sum(q.idf * p.tf * %s / (p.tf + %s * (1 - %s + %s * p.dl / %s))) AS score
                 FROM unnest(%s::text[], %s::float8[]) AS q(term, idf)
-                JOIN postings p ON p.col = %s AND p.term = q.term
-                JOIN chunks c ON c.rowid = p.chunk_rowid {join}
+                JOIN postings p ON p.col = %s AND p.term = q.term {join}
                 {"WHERE " + where if where else ""}
                 GROUP BY p.chunk_rowid ORDER BY score DESC, p.chunk_rowid LIMIT %s""",
             (BM25_K1 + 1, BM25_K1, BM25_B, BM25_B, avgdl, kept, idf, COLUMNS[column], *args, limit))
@@ -138,15 +149,20 @@ _COPIED_SQL: Final = """
 class PgSearch:
     """The SearchBackend over a PgStore."""
 
-    def __init__(self, store: PgStore) -> None:
+    def __init__(self, store: PgStore, ef_search: int = DEFAULT_EF_SEARCH,
+                 exact_below: int = DEFAULT_MIN_VECTORS) -> None:
         self._store = store
         self.lexical: LexicalIndex = PgLexical(store)
+        self.ef_search = ef_search
+        self.exact_below = exact_below
 
     def dense(self, qvec: np.ndarray, depth: int, cond: Condition) -> list[tuple[int, float]]:
         query = vector_text(np.asarray(qvec, dtype=np.float32).reshape(-1))
-        ef = str(min(MAX_EF_SEARCH, max(MIN_EF_SEARCH, depth)))
+        ef = str(min(MAX_EF_SEARCH, max(self.ef_search, depth)))
         where, args = ("", ()) if cond.always else _sql(cond)
         source = "chunks c JOIN documents d ON d.id = c.document_id" if where else "chunks c"
+        if self.exact_below == 0 or self._store.stats()[1] < self.exact_below:  # as FAISS: exact while small
+            return self._exact(query, source, where, args, depth)
         rows = self._store.read_rows(
             f"""SELECT c.rowid, -(c.embedding <#> %s::halfvec) AS score FROM {source}
                 {"WHERE " + where if where else ""}
@@ -157,10 +173,15 @@ class PgSearch:
         hits = sorted(((int(r[0]), float(r[1])) for r in rows), key=lambda h: (-h[1], -h[0]))
         if len(hits) >= depth or not where:
             return hits
-        # The graph scan stopped before ``depth`` chunks passed a selective filter: rank the
-        # allowed chunks exactly (the expression is not the indexed one, so no index is used).
+        # The graph scan stopped before ``depth`` chunks passed a selective filter.
+        return self._exact(query, source, where, args, depth)
+
+    def _exact(self, query: str, source: str, where: str, args: tuple[object, ...],
+               depth: int) -> list[tuple[int, float]]:
+        """The exact top ``depth``: the sort key is not the indexed expression, so no index is used."""
         rows = self._store.read_rows(
-            f"""SELECT c.rowid, -(c.embedding <#> %s::halfvec) AS score FROM {source} WHERE {where}
+            f"""SELECT c.rowid, -(c.embedding <#> %s::halfvec) AS score FROM {source}
+                {"WHERE " + where if where else ""}
                 ORDER BY (c.embedding <#> %s::halfvec) + 0, c.rowid DESC LIMIT %s""",
             (query, *args, query, depth))
         return [(int(r[0]), float(r[1])) for r in rows]
@@ -175,15 +196,15 @@ class PgSearch:
         return {int(r[0]) for r in rows}
 
     def chunk_rows(self, rowids: Sequence[int]) -> ChunkVectors:
-        rows = self._store.read_rows("SELECT rowid, id, embedding::text FROM chunks WHERE rowid = ANY(%s)",
-                                     ([int(r) for r in rowids],))
-        return {int(rid): (str(cid), parse_vector(vec)) for rid, cid, vec in rows}
+        rows = self._store.read_rows(f"SELECT rowid, id, {_FLOATS} FROM chunks WHERE rowid = ANY(%s)",
+                                     ([int(r) for r in rowids],), binary=True)
+        return {int(rid): (str(cid), np.asarray(vec, dtype=np.float32)) for rid, cid, vec in rows}
 
     def document_chunk_rows(self, document_ids: Sequence[str]) -> list[tuple[int, npt.NDArray[np.float32]]]:
         rows = self._store.read_rows(
-            "SELECT rowid, embedding::text FROM chunks WHERE document_id = ANY(%s) ORDER BY rowid",
-            (list(document_ids),))
-        return [(int(rid), parse_vector(vec)) for rid, vec in rows]
+            f"SELECT rowid, {_FLOATS} FROM chunks WHERE document_id = ANY(%s) ORDER BY rowid",
+            (list(document_ids),), binary=True)
+        return [(int(rid), np.asarray(vec, dtype=np.float32)) for rid, vec in rows]
 
     def best_sentence_cosines(self, rowids: Sequence[int], query: np.ndarray) -> dict[int, float]:
         return self._store.best_sentence_cosines(rowids, query)

@@ -158,3 +158,29 @@ def test_an_unreachable_database_gives_503_with_retry_after_and_recovers(
         _refuse_connections(admin, database, refuse=False)
     found = client.get("/v1/search", params={"q": "rain in Denver"})
     assert found.status_code == 200 and found.json()["passages"][0]["document_id"] == "a1"
+
+
+def test_a_database_unreachable_at_start_gives_503_until_it_comes_back(
+        settings: Settings, pg_server: PgServer | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("qa_service.api.app.STORE_RETRY_S", 0.1)
+    url = pg_database(pg_server)
+    database, admin = url.rsplit("/", 1)[1], url.rsplit("/", 1)[0] + "/postgres"
+    _refuse_connections(admin, database, refuse=True)
+    app = create_app(settings.replace(store_url=url), lambda s: QAService(s, FakeEncoder()))
+    try:
+        with TestClient(app=app) as client:
+            deadline = time.monotonic() + MESSAGE_TIMEOUT_S
+            while (ready := client.get("/readyz")).status_code == 503 and "unreachable" not in ready.text:
+                assert time.monotonic() < deadline  # still loading: the first attempt has not failed yet
+                time.sleep(0.05)
+            assert ready.status_code == 503 and ready.headers["retry-after"] == "5"
+            search = client.get("/v1/search", params={"q": "rain"})
+            assert search.status_code == 503 and search.headers["retry-after"] == "5"
+            assert "unreachable" in search.json()["detail"]
+            _refuse_connections(admin, database, refuse=False)
+            while client.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline, "the service did not recover"
+                time.sleep(0.05)
+            assert client.get("/v1/search", params={"q": "rain"}).status_code == 200
+    finally:
+        _refuse_connections(admin, database, refuse=False)

@@ -91,3 +91,87 @@ def test_bad_store_input_is_a_clear_cli_error(settings: Settings, capsys: pytest
     code = main([a.replace("{index}", str(settings.index_dir)) for a in argv])
     err = capsys.readouterr().err
     assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_a_changed_analyzer_reanalyses_the_postgres_index_on_open(
+        settings: Settings, pg_server: PgServer | str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from qa_service.store import lexical
+
+    url = pg_database(pg_server)
+    pg = QAService(settings.replace(store_url=url), FakeEncoder())
+    pg.ingest(ALL + MORE)
+    pg.close()
+    with psycopg.connect(url) as conn:
+        before = conn.execute("SELECT count(*), (SELECT tokens FROM stats) FROM postings").fetchone()
+        conn.execute("UPDATE chunks SET terms = 'stale', stems = 'stale'")
+    monkeypatch.setattr(lexical, "ANALYZER_VERSION", "test-next")
+    pg = QAService(settings.replace(store_url=url), FakeEncoder())
+    try:
+        with psycopg.connect(url) as conn:
+            after = conn.execute("SELECT count(*), (SELECT tokens FROM stats) FROM postings").fetchone()
+            assert after == before
+            assert conn.execute("SELECT count(*) FROM chunks WHERE terms = 'stale'").fetchone() == (0,)
+        assert pg.store.get_meta(lexical.ANALYZER_META_KEY) == "test-next"
+        assert pg.search("وزارة الدفاع 5200 جندي", 1)[0][0].document_id == "older"
+    finally:
+        pg.close()
+
+
+def test_bench_retrieval_store_url_measures_a_copy_of_the_pool(settings: Settings,
+                                                                pg_server: PgServer | str) -> None:
+    from qa_service.bench.retrieval import METHODS, Question, evaluate, measure_postgres, parity_table
+
+    url = pg_database(pg_server)
+    encoder = FakeEncoder()
+    embedded = QAService(settings, encoder)
+    embedded.ingest(ALL + MORE)
+    questions = [Question("q1", "How many points did the Panthers defense give up?", "football", "en"),
+                 Question("q2", "وزارة الدفاع 5200 جندي", "older", "ar"),
+                 Question("q3", "الحكومة تؤكد شريك في سوريا", "m0", "ar")]
+    vectors = encoder.encode_queries([q.text for q in questions])
+    mine = evaluate(embedded.retriever, questions, vectors, METHODS)
+    embedded.close()
+    theirs = measure_postgres(settings, url, encoder, questions, vectors, METHODS)
+    assert theirs["_copy"].startswith(f"{len(ALL + MORE)} documents copied")
+    for method, per_set in mine.items():
+        for qset, metrics in per_set.items():
+            if not qset.startswith("_"):
+                assert theirs["results"][method][qset] == metrics
+    table = parity_table(mine, theirs["results"])
+    assert table.count("| +0.000 | +0.000 |") == len(METHODS) * 2  # two question sets
+
+
+def test_store_settings_are_validated_and_config_hides_passwords(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from qa_service.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="needs QA_STORE_URL"):
+        Settings.from_mapping({"store_read_urls": "postgresql://r1/news"})
+    with pytest.raises(BadInputError, match="PostgreSQL URLs"):
+        Settings.from_mapping({"store_url": "mysql://db/news"})
+    with pytest.raises(BadInputError, match="QA_HNSW_EF_SEARCH"):
+        Settings.from_mapping({"hnsw_ef_search": "0"})
+    monkeypatch.setenv("QA_STORE_URL", "postgresql://qa:s3cret@db1/news")
+    monkeypatch.setenv("QA_STORE_READ_URLS", "postgresql://qa:s3cret@db2/news")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "postgresql://qa:***@db1/news" in out and "qa:***@db2" in out
+
+
+def test_a_role_that_cannot_create_the_extension_gets_a_clear_error(
+        pg_server: PgServer | str, capsys: pytest.CaptureFixture[str]) -> None:
+    import psycopg
+
+    url = pg_database(pg_server)
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'bare'").fetchone():
+            conn.execute("CREATE DATABASE bare TEMPLATE template0")  # no pgvector in it
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'weak'").fetchone():
+            conn.execute("CREATE ROLE weak LOGIN")
+    weak = url.rsplit("/", 1)[0].replace("postgres@", "weak@") + "/bare"
+    assert main(["migrate", "--store-url", weak]) == 1
+    err = capsys.readouterr().err
+    assert "cannot create the schema" in err and "CREATE EXTENSION vector" in err and "Traceback" not in err

@@ -66,3 +66,28 @@ def test_searches_read_from_the_replica_and_writes_go_to_the_primary(
         assert "football" not in [p.document_id for p in service.search("Panthers defense", 5)[0]]
     finally:
         service.close()
+
+
+def test_writes_sent_to_a_replica_are_a_clear_503(settings: Settings, pg_server: PgServer,
+                                                   replica: PgServer) -> None:
+    from qa_service.errors import StoreUnavailableError
+
+    url = pg_database(pg_server)
+    QAService(settings.replace(store_url=url), FakeEncoder()).close()  # schema on the primary
+    read_url = replica.url(url.rsplit("/", 1)[1])
+    deadline = time.monotonic() + REPLAY_TIMEOUT_S
+    while True:
+        try:
+            with psycopg.connect(read_url) as conn:
+                if conn.execute("SELECT to_regclass('stats')").fetchone() != (None,):
+                    break
+        except psycopg.OperationalError:
+            pass
+        assert time.monotonic() < deadline, "the replica did not catch up"
+        time.sleep(0.05)
+    store = PgStore(read_url, migrate=False)
+    try:
+        with pytest.raises(StoreUnavailableError, match="read-only"):
+            store.set_meta("x", "y")
+    finally:
+        store.close()
