@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -87,10 +88,8 @@ def test_a_waiter_cancelled_as_the_slot_is_released_is_no_error() -> None:
         await asyncio.sleep(0)  # queued
         waiter.cancel()
         gate._release()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await waiter
-        except asyncio.CancelledError:
-            pass
         return gate.running, gate.waiting
 
     assert asyncio.run(scenario()) == (0, 0)
