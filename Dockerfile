@@ -17,11 +17,12 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --upgrade pip \
  && pip install "${TORCH_SPEC}" --index-url "${TORCH_INDEX}" --extra-index-url https://pypi.org/simple
 # Installed in place (editable, as `make install` does): prompts/ is read from beside the package.
+# With the postgres extra: the same image serves QA_STORE_URL=postgresql://… (docs/SCALING.md).
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY qa_service ./qa_service
 COPY prompts ./prompts
-RUN pip install -e . && qa-service model build
+RUN pip install -e ".[postgres]" && qa-service model build
 
 FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 \
