@@ -446,8 +446,8 @@ class QAService:
         query = followup.query if followup else question
         prior = followup.prior_documents if followup else ()
         anchored = (question, followup.anchor) if followup and followup.anchor != followup.query else None
-        found, timings, qvec = self._search(query, max(request.top_k, READ_DEPTH), request.filters, prior,
-                                            timings, anchored)
+        depth = max(request.top_k, READ_DEPTH) if self.settings.reader else request.top_k  # only it reads more
+        found, timings, qvec = self._search(query, depth, request.filters, prior, timings, anchored)
         passages, reserve = found[:request.top_k], found[request.top_k:]
         t0 = time.perf_counter()
         lang = detect_language(question)

@@ -15,7 +15,8 @@ import asyncio
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -438,15 +439,22 @@ class HttpTarget:
         return (text, None) if isinstance(text, str) else (None, f"{shown} returned no text")
 
 
-async def _run_http(
-    options: EvalOptions, dataset: Dataset, documents: Sequence[Document],
-    transport: httpx.AsyncBaseTransport | None,
-) -> tuple[dict[str, Any], list[QuestionRecord]]:
+@asynccontextmanager
+async def _http_target(options: EvalOptions, transport: httpx.AsyncBaseTransport | None
+                       ) -> AsyncIterator[HttpTarget]:
+    """The service at ``options.url``, with the eval's key, timeout, concurrency and retries."""
     assert options.url is not None
     headers = {"authorization": f"Bearer {options.api_key}"} if options.api_key else {}
     async with httpx.AsyncClient(base_url=options.url.rstrip("/"), timeout=options.timeout_s,
                                  headers=headers, transport=transport) as client:
-        target = HttpTarget(client, concurrency=options.concurrency, retries=options.retries)
+        yield HttpTarget(client, concurrency=options.concurrency, retries=options.retries)
+
+
+async def _run_http(
+    options: EvalOptions, dataset: Dataset, documents: Sequence[Document],
+    transport: httpx.AsyncBaseTransport | None,
+) -> tuple[dict[str, Any], list[QuestionRecord]]:
+    async with _http_target(options, transport) as target:
         await target.wait_ready()
         if documents:
             await target.ingest(documents)
@@ -506,11 +514,7 @@ def evaluate_conversations(options: EvalOptions, settings: Settings, out: Path, 
 async def _conversations_http(options: EvalOptions, conversations: Sequence[Conversation],
                               transport: httpx.AsyncBaseTransport | None
                               ) -> tuple[dict[str, Any], list[TurnRecord]]:
-    assert options.url is not None
-    headers = {"authorization": f"Bearer {options.api_key}"} if options.api_key else {}
-    async with httpx.AsyncClient(base_url=options.url.rstrip("/"), timeout=options.timeout_s,
-                                 headers=headers, transport=transport) as client:
-        target = HttpTarget(client, concurrency=options.concurrency, retries=options.retries)
+    async with _http_target(options, transport) as target:
         ready = await target.wait_ready()
 
         async def ask(item: EvalItem, history: list[Turn]) -> tuple[QuestionRecord, Answer | None]:

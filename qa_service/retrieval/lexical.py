@@ -178,7 +178,7 @@ class LexicalSearcher:
                     batch):
                 chars[int(rid)] = int(n)
                 noisy[int(rid)] += int(captions)
-            for rid, n in conn.execute(_COPIED_SQL.format(marks=marks),
+            for rid, n in conn.execute(COPIED_SQL.format(among=f"IN ({marks})", param="?"),
                                        [*batch, SITE_BOILERPLATE_MIN_DOCUMENTS]):
                 noisy[int(rid)] += int(n)
             for rid, n in chars.items():
@@ -188,17 +188,18 @@ class LexicalSearcher:
 
 # Paragraph occurrences of the given chunks that are copies: the paragraph is held by
 # another document that carried it first, or by so many documents that it is furniture.
-_COPIED_SQL: Final = """
+# ``{among}``: the dialect's test for "one of the given chunks"; ``{param}``: its placeholder.
+COPIED_SQL: Final = """
     SELECT p.chunk_rowid, p.chars FROM paragraphs p
     JOIN documents me ON me.id = p.document_id
-    WHERE p.chunk_rowid IN ({marks}) AND (
+    WHERE p.chunk_rowid {among} AND (
         EXISTS (
             SELECT 1 FROM paragraphs q JOIN documents other ON other.id = q.document_id
             WHERE q.hash = p.hash AND q.document_id != p.document_id AND (
                 coalesce(other.published_at, '9999') < coalesce(me.published_at, '9999')
                 OR (coalesce(other.published_at, '9999') = coalesce(me.published_at, '9999')
                     AND q.chunk_rowid < p.chunk_rowid)))
-        OR (SELECT count(DISTINCT q.document_id) FROM paragraphs q WHERE q.hash = p.hash) >= ?
+        OR (SELECT count(DISTINCT q.document_id) FROM paragraphs q WHERE q.hash = p.hash) >= {param}
     )
 """
 

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from qa_service.models import Passage
 from qa_service.retrieval.backend import ChunkVectors, LexicalIndex
 from qa_service.retrieval.filters import Condition
-from qa_service.retrieval.lexical import MATCH_BUDGET, Column, LexicalHit, affordable
+from qa_service.retrieval.lexical import COPIED_SQL, MATCH_BUDGET, Column, LexicalHit, affordable
 from qa_service.store.ann import DEFAULT_MIN_VECTORS
 from qa_service.store.lexical import SITE_BOILERPLATE_MIN_DOCUMENTS
 from qa_service.store.pg_store import (
@@ -129,21 +129,7 @@ class PgLexical:
         return {rid: min(1.0, noisy[rid] / n) for rid, n in chars.items()}
 
 
-# The SQLite store's rule (retrieval/lexical.py): copies of a paragraph another document carried first,
-# and site furniture.
-_COPIED_SQL: Final = """
-    SELECT p.chunk_rowid, p.chars FROM paragraphs p
-    JOIN documents me ON me.id = p.document_id
-    WHERE p.chunk_rowid = ANY(%s) AND (
-        EXISTS (
-            SELECT 1 FROM paragraphs q JOIN documents other ON other.id = q.document_id
-            WHERE q.hash = p.hash AND q.document_id != p.document_id AND (
-                coalesce(other.published_at, '9999') < coalesce(me.published_at, '9999')
-                OR (coalesce(other.published_at, '9999') = coalesce(me.published_at, '9999')
-                    AND q.chunk_rowid < p.chunk_rowid)))
-        OR (SELECT count(DISTINCT q.document_id) FROM paragraphs q WHERE q.hash = p.hash) >= %s
-    )
-"""
+_COPIED_SQL: Final = COPIED_SQL.format(among="= ANY(%s)", param="%s")  # the SQLite store's rule
 
 
 class PgSearch:

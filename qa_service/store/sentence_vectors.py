@@ -25,7 +25,7 @@ import logging
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
 
 import numpy as np
 
@@ -34,7 +34,6 @@ from qa_service.embedding.base import Vectors
 log = logging.getLogger(__name__)
 
 Span = tuple[int, int]
-K = TypeVar("K", str, int)
 
 # Appended to ``sqlite_store.MIGRATIONS``.
 SENTENCE_VECTORS_MIGRATION: Final = """
@@ -115,9 +114,9 @@ class SentenceVectors:
         return out
 
 
-def decode_rows(rows: Iterable[tuple[K, bytes]]) -> dict[K, SentenceVectors]:
-    """Decoded ``(chunk id or rowid, blob)`` rows; a malformed blob is left out (and logged)."""
-    out: dict[K, SentenceVectors] = {}
+def decode_rows(rows: Iterable[tuple[str, bytes]]) -> dict[str, SentenceVectors]:
+    """Decoded ``(chunk id, blob)`` rows; a malformed blob is left out (and logged)."""
+    out: dict[str, SentenceVectors] = {}
     for chunk, blob in rows:
         decoded = SentenceVectors.decode(bytes(blob))
         if decoded is None:
@@ -127,14 +126,14 @@ def decode_rows(rows: Iterable[tuple[K, bytes]]) -> dict[K, SentenceVectors]:
     return out
 
 
-def best_cosines(rows: Iterable[tuple[K, bytes]], query: Vectors) -> dict[K, float]:
-    """For each ``(key, blob)`` row, the highest cosine of a unit ``query`` with its sentences.
+def best_cosines(rows: Iterable[tuple[int, bytes]], query: Vectors) -> dict[int, float]:
+    """For each ``(chunk rowid, blob)`` row, the highest cosine of a unit ``query`` with its sentences.
 
     The per-vector scale cancels in a cosine, so the int8 vectors are compared as stored, all
     in one product; unembedded fragments (zero vectors) and malformed blobs are left out.
     """
     q = np.asarray(query, dtype=np.float32).reshape(-1)
-    keys: list[K] = []
+    keys: list[int] = []
     parts: list[np.ndarray] = []
     for key, blob in rows:
         data = bytes(blob)
@@ -151,7 +150,7 @@ def best_cosines(rows: Iterable[tuple[K, bytes]], query: Vectors) -> dict[K, flo
     matrix = np.concatenate(parts).astype(np.float32)
     norms = np.linalg.norm(matrix, axis=1)
     cosines = (matrix @ q) / np.maximum(norms, 1e-12)
-    out: dict[K, float] = {}
+    out: dict[int, float] = {}
     for key, cosine, norm in zip(keys, cosines.tolist(), norms.tolist(), strict=True):
         if norm > 0 and cosine > out.get(key, -2.0):
             out[key] = cosine
