@@ -446,7 +446,8 @@ class QAService:
         query = followup.query if followup else question
         prior = followup.prior_documents if followup else ()
         anchored = (question, followup.anchor) if followup and followup.anchor != followup.query else None
-        depth = max(request.top_k, READ_DEPTH) if self.settings.reader else request.top_k  # only it reads more
+        # Only the reader reads below the top (a question about the present: answer/reader.py).
+        depth = max(request.top_k, READ_DEPTH) if self.settings.reader else request.top_k
         found, timings, qvec = self._search(query, depth, request.filters, prior, timings, anchored)
         passages, reserve = found[:request.top_k], found[request.top_k:]
         t0 = time.perf_counter()
