@@ -277,8 +277,7 @@ def cmd_model_build(args: argparse.Namespace, settings: Settings) -> int:
         build_model(path, force=args.force)
         print(f"built the default model in {path} in {time.perf_counter() - started:.1f}s")
     _convert_for_backend(settings)
-    if settings.reader:
-        _convert_reader(settings)
+    _convert_reader(settings)
     return EXIT_OK
 
 

@@ -403,7 +403,7 @@ class QAService:
     def _search(self, query: str, k: int, filters: Filters | None, prior: Sequence[str] = (),
                 timings: Timings | None = None, anchored: tuple[str, str] | None = None
                 ) -> tuple[list[Passage], Timings, np.ndarray]:
-        """Passages, timings and the query vector (the composer matches sentences with it).
+        """Passages, timings and the query vector (the reader finds its windows with it).
 
         ``anchored`` (question, anchor): a follow-up that points back is searched with the sum of its
         own query vector and its anchor's (cached from the earlier turn), not by embedding ``query``.
@@ -424,7 +424,7 @@ class QAService:
         return passages, timings, qvec[0]
 
     def sentence_lookup(self) -> SentenceLookup | None:
-        """Where the extractive composer reads sentence vectors; None when QA_SENTENCE_VECTORS is off."""
+        """Where the reader reads sentence vectors; None when QA_SENTENCE_VECTORS is off."""
         return self.store.sentences if self.settings.sentence_vectors else None
 
     def document_texts(self, document_ids: Sequence[str]) -> list[str]:
@@ -446,8 +446,8 @@ class QAService:
         query = followup.query if followup else question
         prior = followup.prior_documents if followup else ()
         anchored = (question, followup.anchor) if followup and followup.anchor != followup.query else None
-        # Only the reader reads below the top (a question about the present: answer/reader.py).
-        depth = max(request.top_k, READ_DEPTH) if self.settings.reader else request.top_k
+        # The reader may read below the top (a question about the present: answer/reader.py).
+        depth = max(request.top_k, READ_DEPTH)
         found, timings, qvec = self._search(query, depth, request.filters, prior, timings, anchored)
         passages, reserve = found[:request.top_k], found[request.top_k:]
         t0 = time.perf_counter()

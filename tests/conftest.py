@@ -10,7 +10,7 @@ import pytest
 
 from qa_service.service import QAService
 from qa_service.settings import Settings
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, FakeReader
 from tests.pg import PgServer, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,12 +29,18 @@ def shared_data(relative: str) -> Path:
 NEVER_ABSTAIN = -math.inf
 
 
+@pytest.fixture(autouse=True)
+def fake_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Services read with ``FakeReader``, except in integration tests (the trained reader)."""
+    if request.node.get_closest_marker("integration") is None:
+        monkeypatch.setattr("qa_service.answer.pipeline.load_reader", lambda _settings: FakeReader())
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # The fake encoder's cosines are low, so abstention is off unless a test sets a threshold.
-    # The heuristic composer answers: the trained reader needs the real model (integration tests).
+    # Abstention is off unless a test sets a threshold.
     return Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "models",
-                    min_answer_score=NEVER_ABSTAIN, reader=False)
+                    min_reader_score=NEVER_ABSTAIN, min_reader_score_cross_lingual=NEVER_ABSTAIN)
 
 
 @pytest.fixture

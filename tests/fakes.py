@@ -1,4 +1,4 @@
-"""Deterministic test doubles that are real code: a hashing encoder."""
+"""Deterministic test doubles that are real code: a hashing encoder, span readers (word overlap; scripted)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qa_service.answer.question import Kind, question_kind, stemmed_terms
 from qa_service.embedding.base import Vectors
-from qa_service.text import normalize
+from qa_service.reader.runtime import Reading
+from qa_service.text import extract_numbers, normalize, split_sentences
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -56,4 +58,50 @@ class FakeEncoder:
             if norm == 0:  # no tokens at all: a fixed unit vector, never NaN
                 out[row, 0], norm = 1.0, 1.0
             out[row] /= norm
+        return out
+
+
+class FakeReader:
+    """The span reader's stand-in: in each context, the sentence sharing most light-stemmed terms
+    with the question (the first on ties). Its span is the sentence's first number for a "how
+    many" / «كم» question, else the sentence; its score is the shared terms less one, so a context
+    that shares no term (another language, another topic) scores below zero.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, question: str, contexts: Sequence[str]) -> list[Reading]:
+        self.calls += 1
+        terms = set(stemmed_terms(question))
+        quantity = question_kind(question) is Kind.QUANTITY
+        out = []
+        for i, context in enumerate(contexts):
+            sentences = split_sentences(context) or [(0, len(context))]
+            shared = [len(terms & set(stemmed_terms(context[s:e]))) for s, e in sentences]
+            best = shared.index(max(shared))
+            start, end = sentences[best]
+            numbers = extract_numbers(context[start:end]) if quantity else []
+            if numbers:
+                start, end = start + numbers[0][1], start + numbers[0][2]
+            out.append(Reading(i, start, end, float(shared[best] - 1)))
+        return out
+
+
+class ScriptedReader:
+    """Finds a given substring in each context that holds it, with a given score."""
+
+    def __init__(self, answers: dict[str, float]) -> None:
+        self.answers = answers
+        self.calls = 0
+
+    def read(self, question: str, contexts: Sequence[str]) -> list[Reading]:
+        self.calls += 1
+        out = []
+        for n, text in enumerate(contexts):
+            for needle, score in self.answers.items():
+                if needle in text:
+                    i = text.index(needle)
+                    out.append(Reading(n, i, i + len(needle), score))
+                    break
         return out

@@ -99,7 +99,7 @@ def main(n: int) -> None:
     docs = _articles(n)
     questions = [d.title or d.text[:80] for d in random.Random(1).sample(docs, min(QUESTIONS, len(docs)))]
     folder = Path(tempfile.mkdtemp(prefix="qa-pg-bench-"))
-    base = Settings(index_dir=folder / "index", model_cache=folder / "models", reader=False)
+    base = Settings(index_dir=folder / "index", model_cache=folder / "models")
     try:
         with running_server() as server:
             if isinstance(server, str):

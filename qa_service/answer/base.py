@@ -21,11 +21,11 @@ class ComposeInput:
     passages: Sequence[Passage]
     history: Sequence[Turn] = ()
     # The question's query embedding (from retrieval) and where to read the passages'
-    # sentence vectors (QA_SENTENCE_VECTORS); without either, sentences are scored without them.
+    # sentence vectors (QA_SENTENCE_VECTORS); without either, the reader reads whole passages.
     query_vector: Vectors | None = None
     sentence_vectors: SentenceLookup | None = None
     # A follow-up question as resolved with the conversation ("When will they leave? US troops
-    # Iraq"; see answer/followup.py); the extractive composers read it, the LLM reads ``history``.
+    # Iraq"; see answer/followup.py); the reader reads it, the LLM reads ``history``.
     resolved_question: str | None = None
     # Passages ranked just below ``passages``: a composer may read the newest of them for a
     # question about the present (the newest evidence that answers leads, see answer/reader.py).
@@ -33,7 +33,7 @@ class ComposeInput:
 
     @property
     def reading_question(self) -> str:
-        """What an extractive composer reads: the resolved question, else the question."""
+        """What the reader reads: the resolved question, else the question."""
         return self.resolved_question or self.question
 
 

@@ -3,7 +3,7 @@
 An answer is a plain first line in the question's language (the short answer, its date and its
 source: "2,500 — as of 25 January 2024, Arabi Post [1]"), then each verbatim quote in a paragraph
 of its own («وتنشر الولايات المتحدة 2500 عسكري …» [1]). Paragraphs are separated by a blank line.
-``answer_blocks`` reads any answer back into blocks — the extractive composers' layout, an LLM's
+``answer_blocks`` reads any answer back into blocks — the reader composer's layout, an LLM's
 prose, an abstention — so a client can set each in an isolated block with its own direction
 instead of letting the bidi algorithm reorder an English frame around an Arabic quote.
 """

@@ -36,10 +36,10 @@ from typing import Any, Final
 import httpx
 
 from qa_service.answer.base import ComposeInput, Composition
-from qa_service.answer.extractive import abstention
 from qa_service.answer.injection import addresses_a_model
 from qa_service.answer.prompts import PromptTemplate, load_prompt
 from qa_service.answer.question import stemmed_terms
+from qa_service.answer.render import abstention
 from qa_service.answer.support import Facts, claim_facts, numbers_supported, support
 from qa_service.models import Citation, Passage
 from qa_service.settings import Settings

@@ -1,7 +1,7 @@
 """Which composer answers, what happens when it fails, and the verification every answer passes.
 
 ``mode: auto`` uses the LLM composer when one is configured, else the extractive one (the
-trained span reader, or with ``QA_READER=false`` the heuristic sentence scorer);
+trained span reader, answer/reader.py);
 ``llm`` insists on the LLM (the service refuses it when none is configured); ``extractive``
 never calls out. An LLM that fails (unreachable, too slow, refusing, or replying with
 nothing that survives validation) is replaced by the extractive answer, marked
@@ -14,58 +14,36 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 from qa_service.answer.base import ComposeInput, Composer, Composition
-from qa_service.answer.crosslingual import TokenVectors
-from qa_service.answer.extractive import ExtractiveComposer, abstention
 from qa_service.answer.llm import LLMComposer, LLMError
-from qa_service.answer.reader import LazyReader, ReaderComposer
+from qa_service.answer.reader import LazyReader, ReaderComposer, SpanReading
+from qa_service.answer.render import abstention
 from qa_service.answer.verify import CitationProblem, verify_citations
-from qa_service.settings import DEFAULT_MODEL, Settings
+from qa_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def default_composer(settings: Settings, *, abstain: bool = True) -> Composer:
-    """The reader composer (``QA_READER``, on by default), else the heuristic extractive one."""
-    return reader_composer(settings, abstain=abstain) if settings.reader else \
-        extractive_composer(settings, abstain=abstain)
-
-
-def reader_composer(settings: Settings, *, abstain: bool = True) -> ReaderComposer:
+def load_reader(settings: Settings) -> SpanReading:
     """The shipped span reader over the default model's word embeddings (built when missing)."""
     from qa_service.embedding.provision import resolve_default_model
     from qa_service.embedding.sentence_transformer import cpu_has_fast_bf16
     from qa_service.reader.runtime import Reader
 
-    reader = LazyReader(lambda: Reader(resolve_default_model(settings), settings.model_cache,
-                                       threads=settings.torch_threads, bf16=cpu_has_fast_bf16()))
+    return Reader(resolve_default_model(settings), settings.model_cache,
+                  threads=settings.torch_threads, bf16=cpu_has_fast_bf16())
+
+
+def reader_composer(settings: Settings, *, abstain: bool = True) -> ReaderComposer:
+    """The reader composer, its reader loaded on first use; ``abstain=False`` (benchmarks) never
+    abstains, so thresholds can be calibrated afterwards."""
+    reader = LazyReader(lambda: load_reader(settings))
     if not abstain:
         return ReaderComposer(reader, -math.inf, window_chars=settings.reader_window_chars)
     return ReaderComposer(reader, settings.min_reader_score,
                           min_score_cross_lingual=settings.min_reader_score_cross_lingual,
                           window_chars=settings.reader_window_chars)
-
-
-def extractive_composer(settings: Settings, *, abstain: bool = True) -> ExtractiveComposer:
-    """The extractive composer, matching across languages with the embedding model's token vectors.
-
-    ``abstain=False`` (benchmarks) never abstains, so thresholds can be calibrated afterwards.
-    """
-    if not abstain:
-        return ExtractiveComposer(-math.inf, TokenVectors.from_model_dir(_model_dir(settings)))
-    return ExtractiveComposer(settings.min_answer_score, TokenVectors.from_model_dir(_model_dir(settings)),
-                              min_score_cross_lingual=settings.min_answer_score_cross_lingual)
-
-
-def _model_dir(settings: Settings) -> Path:
-    """The local folder of the configured embedding model (it may not exist)."""
-    if settings.embedding_model == DEFAULT_MODEL:
-        from qa_service.embedding.provision import default_model_dir
-
-        return default_model_dir(settings)
-    return Path(settings.embedding_model).expanduser()
 
 
 class AnswerPipeline:
@@ -78,7 +56,7 @@ class AnswerPipeline:
     @classmethod
     def from_settings(cls, settings: Settings, extractive: Composer | None = None) -> AnswerPipeline:
         llm = LLMComposer.from_settings(settings) if settings.llm_configured else None
-        return cls(extractive or default_composer(settings), llm)
+        return cls(extractive or reader_composer(settings), llm)
 
     def compose(self, request: ComposeInput, mode: str = "auto") -> Composition:
         """The verified answer for ``request`` in ``mode`` ("auto", "extractive" or "llm")."""

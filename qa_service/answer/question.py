@@ -1,9 +1,9 @@
 """What a question asks for: its kind (quantity, date, person, place, yes/no), its terms, its time.
 
 English and Arabic question words are recognised on the normalised question (so "كَم" and
-"كم", "أين" and "اين" match alike). The kind decides which short answer the extractive
-composer looks for; the terms drive lexical evidence scoring; a year named in the
-question ("in 2018", "عام ٢٠١٨") makes evidence from that time preferred.
+"كم", "أين" and "اين" match alike). A "how many" answer is compared as a figure (٢٥٠٠ =
+2,500); a year named in the question ("in 2018", "عام ٢٠١٨") makes evidence from that time
+preferred; a question about the present prefers the newest evidence, one about the past not.
 """
 
 from __future__ import annotations
@@ -64,21 +64,17 @@ _PATTERNS: Final[tuple[tuple[Kind, re.Pattern[str]], ...]] = (
 _PAST_RE: Final = re.compile(
     r"\b(was|were|did|had|used to|ago|former|formerly|previously|originally|first)\b|"
     r"(^| )(كان|كانت|كانوا|سابقا|السابق|السابقه|الماضي|الماضيه|اول)( |$)")
-_PERCENT_RE: Final = re.compile(r"percent|proportion|(^| )(ما |كم )?(نسبه|النسبه)( |$)|%")
 _YEAR_RE: Final = re.compile(r"(?<![0-9])(1[0-9]{3}|20[0-9]{2})(?![0-9])")
 
 
 @dataclass(frozen=True)
 class Question:
-    """A question as the composers see it."""
+    """A question as the reader composer sees it."""
 
     text: str
     lang: str  # "ar" or "en": the answer language
     kind: Kind
-    terms: frozenset[str]  # light-stemmed content terms (numbers in canonical form)
     years: frozenset[int]  # years the question names ("in 2018")
-    numbers: frozenset[float] = frozenset()  # every number the question names (never its answer)
-    wants_percent: bool = False  # "what percentage", "ما نسبة"
     past: bool = False  # asks about an earlier time ("was", "كان"): the newest evidence is not preferred
 
 
@@ -115,10 +111,7 @@ def years_in(text: str) -> set[int]:
 
 
 def analyse(text: str, lang: str) -> Question:
-    """Kind, terms and named years of a question; ``lang`` is the detected question language."""
+    """Kind, named years and tense of a question; ``lang`` is the detected question language."""
     answer_lang = "ar" if lang == "ar" else "en"
-    return Question(text=text, lang=answer_lang, kind=question_kind(text),
-                    terms=frozenset(stemmed_terms(text)), years=frozenset(years_in(text)),
-                    numbers=frozenset(v for v, _, _ in extract_numbers(text)),
-                    wants_percent=_PERCENT_RE.search(normalize(text)) is not None,
+    return Question(text=text, lang=answer_lang, kind=question_kind(text), years=frozenset(years_in(text)),
                     past=_PAST_RE.search(normalize(text)) is not None)

@@ -7,7 +7,7 @@ leads. Its span is the short answer, and the sentence holding the span is quoted
 with its attribution. Below the calibrated threshold (its own for evidence in another
 language than the question) the composer abstains. News changes: when close candidates give
 different figures on different dates, the newest leads "as of" its date and the older one
-follows with its own citation, as in the heuristic composer.
+follows with its own citation.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from qa_service.answer.base import ComposeInput, Composition
-from qa_service.answer.extractive import Evidence, abstention, corroboration, render, render_as_of
 from qa_service.answer.injection import addresses_a_model
 from qa_service.answer.question import Kind, Question, analyse, years_in
-from qa_service.answer.short import figure_value
+from qa_service.answer.render import Evidence, abstention, corroboration, render, render_as_of, same_answer
 from qa_service.models import Passage
 from qa_service.reader.runtime import Reading
 from qa_service.store.lexical import is_caption
-from qa_service.text import normalize, split_sentences
+from qa_service.text import figure_value, split_sentences
 
 # Passages read per question (one batch): the gold passage is in the top 5 for 0.97 of Arabic
 # and 0.93 of English XQuAD questions (bench retrieval).
@@ -206,13 +205,6 @@ def as_of(question: Question, ranked: list[Evidence]) -> tuple[Evidence | None, 
         ):
             return newest, ev
     return None, None
-
-
-def same_answer(a: Evidence, b: Evidence) -> bool:
-    """Two short answers say the same: equal figures (٢٥٠٠ = 2,500), or equal after normalisation."""
-    if a.value is not None and b.value is not None:
-        return a.value == b.value
-    return normalize(a.short or "").strip(" .،,") == normalize(b.short or "").strip(" .،,")
 
 
 def holding_sentence(text: str, start: int, end: int) -> tuple[int, int]:

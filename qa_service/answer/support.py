@@ -15,8 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from qa_service.answer.short import figure_value
-from qa_service.text import extract_numbers, normalize
+from qa_service.text import extract_numbers, figure_value, normalize
 
 _MARKERS_RE: Final = re.compile(r"\[\d+\]")
 _NAME_RE: Final = re.compile(r"(?<![\w.])[A-Z][\w'’-]+")

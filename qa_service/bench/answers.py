@@ -1,7 +1,6 @@
 """Answer benchmark: cited-sentence accuracy, short-answer EM/F1, abstention P/R, composition latency.
 
-    qa-service bench answers [--composer reader|heuristic] [--limit N] [--top-k 5]
-                             [--out artifacts/bench/answers.json]
+    qa-service bench answers [--limit N] [--top-k 5] [--out artifacts/bench/answers.json]
 
 Pool: the XQuAD Arabic paragraphs plus the ARCD paragraphs (../shared/data), ingested with
 the configured model into ``--index-dir`` (passage embeddings are cached, so a rerun is
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from qa_service.answer.base import ComposeInput, Composer, Composition
-from qa_service.answer.pipeline import extractive_composer, reader_composer
+from qa_service.answer.pipeline import reader_composer
 from qa_service.answer.question import question_kind
 from qa_service.eval import metrics
 from qa_service.models import Document, Passage
@@ -225,8 +224,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-dir", type=Path, default=Path("artifacts/bench/answers-index"),
                         help="where the paragraph pool is ingested (reused across runs)")
     parser.add_argument("--top-k", type=int, default=5)
-    parser.add_argument("--composer", choices=("reader", "heuristic"), default="reader",
-                        help="the trained span reader (default) or the heuristic sentence scorer")
     parser.add_argument("--limit", type=int, default=None, help="questions per language and split")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench/answers.json"))
 
@@ -260,26 +257,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"pool: {len(docs)} paragraphs ({report.added} newly ingested); {len(items)} questions",
               file=sys.stderr)
         # Thresholds are applied here, after calibration, so the composer never abstains itself.
-        composer: Composer
-        if args.composer == "reader":
-            composer = reader_composer(settings, abstain=False)
-            composer.warm_up()
-        else:
-            composer = extractive_composer(settings, abstain=False)
-            if composer.similarity is None:
-                print("note: cross-lingual token vectors unavailable for this model", file=sys.stderr)
+        composer = reader_composer(settings, abstain=False)
+        composer.warm_up()
         outcomes = answer_all(items, service, composer, args.top_k)
     finally:
         service.close()
-    # Arabic questions over Arabic passages calibrate QA_MIN_ANSWER_SCORE; English ones
-    # QA_MIN_ANSWER_SCORE_CROSS_LINGUAL (their evidence scores on another scale).
+    # Arabic questions over Arabic passages calibrate QA_MIN_READER_SCORE; English ones
+    # QA_MIN_READER_SCORE_CROSS_LINGUAL (cross-language spans score lower).
     thresholds = {lang: calibrate([o for o in outcomes if o.item.split == "dev" and o.item.lang == lang])
                   for lang in ("ar", "en")}
-    prefix = "READER" if args.composer == "reader" else "ANSWER"
     results: dict[str, Any] = {
-        "composer": args.composer,
-        "settings": {f"QA_MIN_{prefix}_SCORE": thresholds["ar"],
-                     f"QA_MIN_{prefix}_SCORE_CROSS_LINGUAL": thresholds["en"]},
+        "composer": "reader",
+        "settings": {"QA_MIN_READER_SCORE": thresholds["ar"],
+                     "QA_MIN_READER_SCORE_CROSS_LINGUAL": thresholds["en"]},
         "top_k": args.top_k, "pool_documents": len(docs), "model": settings.embedding_model,
         "sentence_vectors": settings.sentence_vectors,
         "questions_per_set_limit": args.limit, "sets": {}}

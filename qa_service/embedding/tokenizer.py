@@ -1,8 +1,8 @@
 """One fast tokenizer per ``tokenizer.json`` in a process, shared read-only.
 
 The XLM-R vocabulary costs about 280 MB as a loaded ``tokenizers.Tokenizer``; the encoder
-(to count and cut tokens) and the extractive composer (cross-lingual token matching) both
-need it, always without truncation or padding, so they share one instance.
+(to count and cut tokens) and the span reader both need it, always without truncation or
+padding, so they share one instance.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Sentence vectors at ingestion (``QA_SENTENCE_VECTORS``): what the composer matches questions to.
+"""Sentence vectors at ingestion (``QA_SENTENCE_VECTORS``): questions are matched sentence by sentence.
 
-Each chunk's text is split exactly as the extractive composer splits a passage
-(``split_sentences`` on the chunk's own text), so the stored spans are the spans it
-quotes. The sentences of a whole ingest batch go to the encoder in one call, with the
+Each chunk's text is split exactly as the answer quotes a passage (``split_sentences`` on
+the chunk's own text), so the stored spans are the sentences retrieval ranks and the reader
+reads around. The sentences of a whole ingest batch go to the encoder in one call, with the
 passage prompt like chunks: the encoder sorts them by length into full batches, and the
 embedding cache (by exact text) makes re-ingesting the same articles free.
 """

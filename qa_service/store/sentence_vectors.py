@@ -1,11 +1,12 @@
-"""Per-sentence vectors of each chunk, kept in the store for the extractive composer.
+"""Per-sentence vectors of each chunk, kept in the store for retrieval and the reader.
 
 With ``QA_SENTENCE_VECTORS`` on, ingestion embeds every sentence of every chunk (split
-exactly as the composer splits the chunk's text, ``split_sentences``) with the passage
-prompt, and stores them beside the chunk in the same transaction: one row per chunk in
-``chunk_sentences``, keyed by the chunk's rowid (deleted with it, by cascade). The
-composer reads the rows of its top passages in one query and adds the question-sentence
-cosine to its evidence score (see answer/extractive.py). The FAISS index never sees them.
+exactly as answers quote the chunk's text, ``split_sentences``) with the passage prompt,
+and stores them beside the chunk in the same transaction: one row per chunk in
+``chunk_sentences``, keyed by the chunk's rowid (deleted with it, by cascade). Retrieval
+ranks its fused candidates by their best sentence's cosine to the question (``best_cosines``),
+and the reader reads the window around the closest sentence of each passage it reads
+(answer/reader.py). The FAISS index never sees them.
 
 One compact BLOB per chunk, little-endian::
 

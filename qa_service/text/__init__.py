@@ -7,6 +7,7 @@ text reports code-point offsets into the original string.
 from qa_service.text.lang import detect_language, script_ratio
 from qa_service.text.normalize import (
     extract_numbers,
+    figure_value,
     fold_digits,
     has_letters_or_digits,
     light_stem,
@@ -22,6 +23,7 @@ from qa_service.text.sentences import sentence_at, split_sentences
 __all__ = [
     "detect_language",
     "extract_numbers",
+    "figure_value",
     "fold_digits",
     "has_letters_or_digits",
     "light_stem",

@@ -426,6 +426,27 @@ def extract_numbers(text: str) -> list[tuple[float, int, int]]:
     return numbers
 
 
+# Words that scale a figure and belong to it ("2.5 million", "30 ألف").
+_SCALE_RE: Final = re.compile(
+    r"\s?(?:%|٪|(?:مليون|ملايين|مليار|مليارات|ألف|آلاف|الف|الاف|million|billion|thousand|trillion|"
+    r"percent|per cent|بالمئة|بالمائة|في المئة|في المائة)(?![\w]))", re.IGNORECASE)
+_SCALE_FACTORS: Final = {
+    "مليار": 1e9, "billion": 1e9, "مليون": 1e6, "ملايين": 1e6, "million": 1e6, "trillion": 1e12,
+    "ألف": 1e3, "آلاف": 1e3, "الف": 1e3, "الاف": 1e3, "thousand": 1e3,
+}
+
+
+def figure_value(text: str) -> float | None:
+    """The value of the first figure written in digits, scale words applied ("2.5 million" = 2500000)."""
+    numbers = extract_numbers(text)
+    if not numbers:
+        return None
+    value, _, end = numbers[0]
+    scale = _SCALE_RE.match(text, end)
+    word = scale.group().strip().lower() if scale else ""
+    return value * next((f for w, f in _SCALE_FACTORS.items() if word.startswith(w)), 1.0)
+
+
 # ---------------------------------------------------------------------------------------
 # Tokens
 # ---------------------------------------------------------------------------------------

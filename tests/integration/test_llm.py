@@ -18,17 +18,17 @@ import httpx
 import pytest
 
 from qa_service.answer.base import ComposeInput, Composition
-from qa_service.answer.extractive import ExtractiveComposer
 from qa_service.answer.llm import LLMComposer, LLMConfig, LLMError
 from qa_service.answer.pipeline import AnswerPipeline
 from qa_service.answer.prompts import load_prompt
+from qa_service.answer.reader import ReaderComposer
 from qa_service.bench.server import served
 from qa_service.models import AskRequest, Document, Passage, Turn
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from tests.answer_fixtures import BBC, SEED, passage
 from tests.conftest import NEVER_ABSTAIN
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, ScriptedReader
 from tests.fakes_llm import FakeOpenAI, Messages, Reply, answer, fake_openai
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,8 @@ def pipeline(server: FakeOpenAI, *, timeout_s: float = 5.0, retries: int = 2,
              api_key: str | None = None) -> AnswerPipeline:
     config = LLMConfig(base_url=server.base_url, model="fake-model", api_key=api_key,
                        timeout_s=timeout_s, max_retries=retries, backoff_s=0.05)
-    return AnswerPipeline(ExtractiveComposer(0.5), LLMComposer(config, load_prompt("answer.v1")))
+    return AnswerPipeline(ReaderComposer(ScriptedReader({"2500": 5.0}), NEVER_ABSTAIN),
+                          LLMComposer(config, load_prompt("answer.v1")))
 
 
 def ask(p: AnswerPipeline, passages: list[Passage], question: str = QUESTION,
@@ -186,8 +187,8 @@ def test_history_is_sent_between_the_system_prompt_and_the_question(llm: FakeOpe
 
 
 def test_service_mode_auto_uses_the_configured_llm(llm: FakeOpenAI, tmp_path: Path) -> None:
-    settings = Settings(index_dir=tmp_path / "index", min_answer_score=NEVER_ABSTAIN,
-                        min_reader_score=NEVER_ABSTAIN, llm_base_url=llm.base_url, llm_model="fake-model",
+    settings = Settings(index_dir=tmp_path / "index", min_reader_score=NEVER_ABSTAIN,
+                        llm_base_url=llm.base_url, llm_model="fake-model",
                         llm_backoff_s=0.01)
     service = QAService(settings, FakeEncoder())
     try:

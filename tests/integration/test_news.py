@@ -28,7 +28,7 @@ def news_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QAService
     news = shared_data("ant-news-ar.jsonl.gz")
     root = tmp_path_factory.mktemp("news")
     write_collection(root / "collection.jsonl", news)
-    settings = Settings(index_dir=root / "index", reader=True)
+    settings = Settings(index_dir=root / "index")
     service = QAService(settings, load_encoder(settings))
     docs = [item.document for item in load_paths([root / "collection.jsonl"]) if item.document]
     for start in range(0, len(docs), 500):

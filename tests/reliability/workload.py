@@ -51,7 +51,7 @@ def corpus(n: int = CORPUS_SIZE, version: int = 0) -> list[Document]:
 
 def child_settings(index_dir: Path) -> Settings:
     return Settings(index_dir=index_dir, model_cache=index_dir.parent / "models",
-                    min_answer_score=NEVER_ABSTAIN, writer_wait_s=30.0, reader=False)
+                    min_reader_score=NEVER_ABSTAIN, writer_wait_s=30.0)
 
 
 def ingest_child(index_dir: str, mode: str, conn: Connection) -> None:

@@ -106,7 +106,7 @@ def _documents(n: int) -> list[Document]:
 def test_the_service_publishes_ivf_beyond_the_threshold_and_serves_filters_and_deletes(
         tmp_path: Path) -> None:
     settings = Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "models",
-                        min_answer_score=NEVER_ABSTAIN, ann_min_vectors=60)
+                        min_reader_score=NEVER_ABSTAIN, ann_min_vectors=60)
     service = QAService(settings, FakeEncoder())
     service.ingest(_documents(80))
     assert service.index.manifest.index_type == ann.IVF

@@ -158,6 +158,7 @@ def test_eval_over_http_sends_the_history_with_the_cited_documents(settings: Set
     service = QAService(settings, FakeEncoder())
     service.ingest([SEED, SYRIA])
     bodies: list[dict[str, Any]] = []
+    answers: list[Any] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/readyz":
@@ -167,6 +168,7 @@ def test_eval_over_http_sends_the_history_with_the_cited_documents(settings: Set
             return httpx.Response(200, json={"id": doc.id, "text": doc.text} if doc else {})
         bodies.append(json.loads(request.content))
         answer = service.ask(msgspec.json.decode(request.content, type=AskRequest))
+        answers.append(answer)
         return httpx.Response(200, content=msgspec.json.encode(answer))
 
     path = tmp_path / "c.jsonl"
@@ -181,5 +183,6 @@ def test_eval_over_http_sends_the_history_with_the_cited_documents(settings: Set
         service.close()
     assert run.exit_code == EXIT_OK
     assert [len(b["history"]) for b in bodies] == [0, 2, 0]  # the follow-up with history, then alone
-    assert bodies[1]["history"][1]["document_ids"] == ["seed"]
+    cited = list(dict.fromkeys(c.document_id for c in answers[0].citations))
+    assert cited[0] == "seed" and bodies[1]["history"][1]["document_ids"] == cited
     assert run.result["summary"]["followup/history"]["cited_accuracy"] == 1.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,9 @@ from qa_service.errors import ModelUnavailableError
 from qa_service.models import Passage
 from qa_service.reader import data as rd
 from qa_service.reader.features import BOS, EOS, Encoded, Window, batch_arrays, best_span, windows
-from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE, Reading, trim, verify_weights
+from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE, trim, verify_weights
 from tests.answer_fixtures import BBC, SEED, passage
+from tests.fakes import ScriptedReader
 
 # -- windows and spans -------------------------------------------------------------------------
 
@@ -99,25 +99,6 @@ def test_holding_sentence_quotes_the_whole_sentence_around_a_span() -> None:
 
 
 # -- the composer over a scripted reader ---------------------------------------------------------
-
-
-class ScriptedReader:
-    """Finds a given substring in each context that holds it, with a given score."""
-
-    def __init__(self, answers: dict[str, float]) -> None:
-        self.answers = answers
-        self.calls = 0
-
-    def read(self, question: str, contexts: Sequence[str]) -> list[Reading]:
-        self.calls += 1
-        out = []
-        for n, text in enumerate(contexts):
-            for needle, score in self.answers.items():
-                if needle in text:
-                    i = text.index(needle)
-                    out.append(Reading(n, i, i + len(needle), score))
-                    break
-        return out
 
 
 def test_the_span_is_the_short_answer_and_its_sentence_is_quoted_verbatim() -> None:

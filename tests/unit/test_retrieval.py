@@ -288,7 +288,7 @@ PASTED = ("وأكدت وزارة الصحة أن حملة التطعيم ضد ا
 def line_chunks(tmp_path: Path) -> Iterator[QAService]:
     # Small chunks: one line (paragraph) per chunk, as in long news articles.
     settings = Settings(index_dir=tmp_path / "index", model_cache=tmp_path / "m",
-                        min_answer_score=NEVER_ABSTAIN, chunk_max_tokens=24)
+                        min_reader_score=NEVER_ABSTAIN, chunk_max_tokens=24)
     service = QAService(settings, FakeEncoder())
     yield service
     service.close()

@@ -1,24 +1,16 @@
-"""Per-sentence vectors (QA_SENTENCE_VECTORS): storage, migration, cleanup, fallback, the composer."""
+"""Per-sentence vectors (QA_SENTENCE_VECTORS): storage, migration, cleanup, fallback, older splits."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa_service.answer.base import ComposeInput, Composition
-from qa_service.answer.extractive import (
-    CONFIDENCE_COSINE_WEIGHT_CROSS_LINGUAL,
-    COSINE_CENTRE_CROSS_LINGUAL,
-    SENTENCE_VECTOR_WEIGHT,
-    ExtractiveComposer,
-)
 from qa_service.embedding.cache import CachedEncoder
 from qa_service.errors import BadInputError
-from qa_service.models import AskRequest, Document, Passage
+from qa_service.models import AskRequest, Document
 from qa_service.service import QAService
 from qa_service.settings import Settings
 from qa_service.store.sentence_vectors import SentenceVectors, best_cosines
@@ -128,7 +120,7 @@ def test_reingesting_into_a_new_folder_embeds_nothing_again(tmp_path: Path) -> N
     inner = FakeEncoder()
     cached = CachedEncoder(inner, tmp_path / "cache.sqlite3")
     for folder in ("a", "b"):
-        service = QAService(Settings(index_dir=tmp_path / folder, min_answer_score=NEVER_ABSTAIN), cached)
+        service = QAService(Settings(index_dir=tmp_path / folder, min_reader_score=NEVER_ABSTAIN), cached)
         service.ingest([SEED, OTHER])
         service.close()
         if folder == "a":
@@ -187,66 +179,17 @@ def test_an_old_store_upgrades_answers_without_vectors_and_reingest_fills_them(s
         service.close()
 
 
-# -- the composer ---------------------------------------------------------------------------
+# -- sentences of today against vectors stored under an older split ------------------------
 
 ARABIC = ("وقال المتحدث إن الاجتماع عقد في العاصمة يوم الأحد. "
           "ويبلغ عدد سكان المدينة نحو مليوني نسمة بحسب آخر إحصاء.")
 QUERY = np.eye(8, dtype=np.float32)[0]
 
 
-def _passage(chunk_id: str, text: str, score: float) -> Passage:
-    return Passage(chunk_id=chunk_id, document_id=chunk_id, text=text, start=0, end=len(text),
-                   score=score, lang="ar")
-
-
-def _vectors(text: str, best: int) -> SentenceVectors:
-    """Sentence ``best`` points along the query, the others away from it."""
-    spans = split_sentences(text)
-    vectors = np.tile(np.eye(8, dtype=np.float32)[1], (len(spans), 1))
-    vectors[best] = QUERY
-    return SentenceVectors(tuple(spans), vectors)
-
-
-def _compose(passages: list[Passage], stored: Mapping[str, SentenceVectors] | None) -> str:
-    asked: list[Sequence[str]] = []
-
-    def lookup(ids: Sequence[str]) -> dict[str, SentenceVectors]:
-        asked.append(list(ids))
-        return {i: stored[i] for i in ids if stored is not None and i in stored}
-
-    composer = ExtractiveComposer(min_score=-1.0)
-    request = ComposeInput("What is the population of the city?", "en", passages, query_vector=QUERY,
-                           sentence_vectors=None if stored is None else lookup)
-    c = composer.compose(request)
-    if stored is not None:
-        assert asked == [[p.chunk_id for p in passages[:5]]]  # one lookup, top passages only
-    return c.citations[0].quote
-
-
-def test_composer_picks_the_sentence_whose_vector_matches_the_question() -> None:
-    passages = [_passage("a", ARABIC, 0.8)]
-    second = ARABIC[split_sentences(ARABIC)[1][0]:split_sentences(ARABIC)[1][1]]
-    # Without vectors an English question shares no word with either Arabic sentence: the first leads.
-    assert _compose(passages, None) != second
-    assert _compose(passages, {"a": _vectors(ARABIC, best=1)}) == second
-    assert _compose(passages, {"a": _vectors(ARABIC, best=0)}) != second
-
-
-def test_passages_without_vectors_mean_scoring_without_them_for_all() -> None:
-    other = "ويعيش في القرية المجاورة بضعة آلاف من المزارعين. وتشتهر بزراعة الزيتون."
-    passages = [_passage("a", ARABIC, 0.8), _passage("b", other, 0.79)]
-    without = _compose(passages, {})
-    # "b" lacks vectors (ingested with the setting off): a's vectors must not count either.
-    assert _compose(passages, {"a": _vectors(ARABIC, best=1)}) == without
-    # Stored sentences that do not cover the text (not this text's vectors) are as good as none.
-    stale = SentenceVectors(((0, 5),), QUERY[None, :])
-    assert _compose(passages, {"a": stale, "b": _vectors(other, best=0)}) == without
-
-
-def test_vectors_stored_under_an_older_split_still_choose_the_sentence() -> None:
+def test_vectors_stored_under_an_older_split_still_score_todays_sentences() -> None:
     # A splitter update since ingestion: the store split the text into three sentences where
     # today's splitter sees two (or the reverse). Each sentence of today takes the best cosine
-    # of the stored sentences it overlaps, so the vectors keep choosing.
+    # of the stored sentences it overlaps, so the vectors still find the sentence to read around.
     (s0, e0), (s1, e1) = split_sentences(ARABIC)
     middle = (s1 + e1) // 2
     three = SentenceVectors(((s0, e0), (s1, middle), (middle + 1, e1)),
@@ -254,44 +197,9 @@ def test_vectors_stored_under_an_older_split_still_choose_the_sentence() -> None
     one = SentenceVectors(((s0, e1),), QUERY[None, :])
     assert three.cosines(QUERY, [(s0, e0), (s1, e1)]) == {(s0, e0): 0.0, (s1, e1): 1.0}
     assert one.cosines(QUERY, [(s0, e0), (s1, e1)]) == {(s0, e0): 1.0, (s1, e1): 1.0}
-    second = ARABIC[s1:e1]
-    assert _compose([_passage("a", ARABIC, 0.8)], {"a": three}) == second
-
-
-def test_confidence_counts_the_cosine_against_its_centre_and_citations_keep_the_plain_score() -> None:
-    passages = [_passage("a", ARABIC, 0.8)]
-    close = _vectors(ARABIC, best=1)  # the answering sentence has cosine 1 with the question
-    halfway = SentenceVectors(close.spans, close.vectors.copy())
-    halfway.vectors[1] = (QUERY + np.eye(8, dtype=np.float32)[1]) / np.sqrt(2)  # cosine 0.707
-
-    def ask(stored: SentenceVectors | None) -> ComposeInput:
-        lookup = None if stored is None else (lambda ids: {i: stored for i in ids})
-        return ComposeInput("What is the population of the city?", "en", passages,
-                            query_vector=QUERY, sentence_vectors=lookup)
-
-    # An English question over Arabic evidence: the cross-lingual centre applies.
-    def moved(cosine: float) -> float:
-        return 0.8 + CONFIDENCE_COSINE_WEIGHT_CROSS_LINGUAL * (cosine - COSINE_CENTRE_CROSS_LINGUAL)
-
-    for stored, confidence in ((None, 0.8), (close, moved(1.0)), (halfway, moved(0.7071))):
-        answered = ExtractiveComposer(0.0, min_score_cross_lingual=confidence - 0.01).compose(ask(stored))
-        assert not answered.abstained
-        assert answered.confidence == pytest.approx(confidence, abs=1e-3)
-        assert answered.citations[0].score == pytest.approx(0.8)  # citations carry the plain score
-        refused = ExtractiveComposer(0.0, min_score_cross_lingual=confidence + 0.01).compose(ask(stored))
-        assert refused.abstained and not refused.citations
-
-    # An Arabic question over the same evidence: the cosine weighs 2x there, not 8x.
-    def arabic(stored: SentenceVectors) -> Composition:
-        return ExtractiveComposer(-10.0).compose(ComposeInput(
-            "كم عدد سكان المدينة؟", "ar", passages, query_vector=QUERY,
-            sentence_vectors=lambda ids: {i: stored for i in ids}))
-
-    high, middle = arabic(close), arabic(halfway)
-    assert high.citations[0].quote == middle.citations[0].quote  # the same sentence leads
-    assert high.confidence is not None and middle.confidence is not None
-    expected = SENTENCE_VECTOR_WEIGHT * (1 - 0.7071)
-    assert high.confidence - middle.confidence == pytest.approx(expected, abs=1e-3)
+    # Stored sentences that do not cover the text (not this text's vectors) are as good as none.
+    stale = SentenceVectors(((0, 5),), QUERY[None, :])
+    assert stale.cosines(QUERY, [(s0, e0), (s1, e1)]) is None
 
 
 def test_setting_is_parsed_and_validated() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +67,11 @@ def test_query_cache_returns_the_same_vector_without_a_model_call() -> None:
     b = enc.encode_queries(["How many US troops are in Iraq?"])
     assert inner.calls == calls
     np.testing.assert_array_equal(a, b)
+
+
+def test_settings_of_the_removed_heuristic_composer_are_ignored_with_a_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="qa_service.settings"):
+        settings = Settings.from_env({"QA_READER": "false", "QA_MIN_ANSWER_SCORE": "0.5"})
+    assert settings == Settings()
+    assert "QA_READER is no longer read" in caplog.text and "QA_MIN_READER_SCORE" in caplog.text

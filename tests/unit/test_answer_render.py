@@ -1,4 +1,4 @@
-"""Extractive composer: evidence choice, short answers, time awareness, abstention, offsets."""
+"""How a cited answer reads: the lead line, quotes, dates and sources, time awareness, abstention."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import msgspec
 import pytest
 
 from qa_service.answer.base import ComposeInput
-from qa_service.answer.extractive import ExtractiveComposer, format_day
-from qa_service.answer.question import Kind, analyse, question_kind
-from qa_service.answer.short import figure_value, short_answer
+from qa_service.answer.question import Kind, question_kind
+from qa_service.answer.reader import ReaderComposer
+from qa_service.answer.render import format_day
 from qa_service.answer.verify import verify_citations
 from qa_service.models import Passage
+from qa_service.text import figure_value
 from tests.answer_fixtures import BBC, SEED, SEED_TEXT, passage
+from tests.fakes import ScriptedReader
 
-composer = ExtractiveComposer(min_score=0.5)
+# The reader finds these figures wherever they are; the newer one scores a little lower.
+composer = ReaderComposer(ScriptedReader({"2500": 5.0, "٢٬٥٠٠": 5.0, "522": 5.2}), min_score=0.0)
 
 
 def ask(question: str, passages: list[Passage], lang: str) -> tuple[str, str | None, list[str]]:
@@ -95,16 +98,6 @@ def test_same_figure_in_other_digits_is_not_a_disagreement() -> None:
     assert len(answer.split("\n\n")) == 3
 
 
-def test_low_evidence_abstains_in_the_question_language_without_citations() -> None:
-    strict = ExtractiveComposer(min_score=0.95)
-    c = strict.compose(ComposeInput("ما هي عاصمة اليابان؟", "ar", [SEED]))
-    assert c.abstained and c.citations == [] and c.short_answer is None
-    assert c.answer == "لا تحتوي المجموعة على إجابة عن هذا السؤال."
-    assert c.confidence is not None and c.confidence < 0.95
-    empty = strict.compose(ComposeInput("Who won?", "en", []))
-    assert empty.abstained and "does not contain" in empty.answer
-
-
 @pytest.mark.parametrize(("question", "kind"), [
     ("How many troops are in Iraq?", Kind.QUANTITY),
     ("كم عدد الجنود؟", Kind.QUANTITY),
@@ -128,55 +121,6 @@ def test_question_kinds_in_english_and_arabic(question: str, kind: Kind) -> None
     assert question_kind(question) is kind
 
 
-@pytest.mark.parametrize(("question", "sentence", "expected"), [
-    ("How many points did the Panthers give up?",
-     "The Panthers defense gave up just 308 points, ranking sixth in the league.", "308"),
-    ("كم نقطة تخلى عنها دفاع البانثرز؟", "لم يتخلى فريق بانثرز سوى عن ٣٠٨ نقطة، ليحتل المركز السادس.", "٣٠٨"),
-    ("كم عدد سكان المدينة؟", "يبلغ عدد سكان المدينة 2.5 مليون نسمة منذ عام 2010.", "2.5 مليون"),
-    ("How many people were hired?", "In 2019, the firm hired 1,200 people.", "1,200"),
-    ("كم كان عدد سكان وارسو في 1901؟", "بلغ عدد السكان 711,988 نسمة (1901).", "711,988"),
-    ("ما نسبة الأراضي المزروعة؟", "تغطي الغابات 30 ألف كيلومتر، منها 91% مزروعة.", "91%"),
-    ("كم اختياراً حصل عليه؟", "ومتمتعاً بـ أربعة اختيارات في قائمة برو بول.", "أربعة"),
-    ("When did Baghdad announce the agreement?",
-     "أعلنت بغداد، الخميس 25 يناير/كانون الثاني 2024، توصلها إلى اتفاق مع واشنطن.",
-     "25 يناير/كانون الثاني 2024"),
-    ("متى تأسست الجامعة؟", "تأسست الجامعة عام 1908 في القاهرة.", "1908"),
-    ("When was the treaty signed?", "The treaty was signed on March 3, 1918 at Brest.", "March 3, 1918"),
-    ("أين تقع جامعة القاهرة؟", "تقع جامعة القاهرة في الجيزة قرب النيل.", "الجيزة"),
-    ("Who led the team in sacks?", "Kawann Short led the team in sacks with 11.", "Kawann Short"),
-])
-def test_short_answers_are_spans_of_the_sentence(question: str, sentence: str, expected: str) -> None:
-    q = analyse(question, "ar" if "؟" in question else "en")
-    found = short_answer(q, sentence)
-    assert found is not None
-    text, span = found
-    assert text == expected and span is not None and sentence[span[0]:span[1]] == text
-
-
-def test_yes_no_only_when_the_evidence_is_explicit() -> None:
-    q = analyse("Is Baghdad the capital of Iraq?", "en")
-    assert short_answer(q, "Baghdad is the capital of Iraq.") == ("Yes", None)
-    assert short_answer(q, "Baghdad is not the capital of Iraq.") == ("No", None)
-    assert short_answer(q, "Basra is a port city.") is None
-    ar = analyse("هل بغداد عاصمة العراق؟", "ar")
-    assert short_answer(ar, "بغداد هي عاصمة العراق.") == ("نعم", None)
-
-
-def test_arabic_gives_no_person_short_answer_rather_than_a_guess() -> None:
-    # Without capitals a name cannot be told from a verb: the sentence is cited, no short answer.
-    q = analyse("من قاد الفريق في الاستحواذ؟", "ar")
-    assert short_answer(q, "قاد كاوان شورت الفريق في الاستحواذ مع 11 استحواذاً.") is None
-    place = analyse("أين تقع الجامعة؟", "ar")
-    assert short_answer(place, "تقع الجامعة وسط العاصمة.") is None  # no place preposition
-
-
-def test_a_year_is_not_a_quantity_and_names_need_the_question_words() -> None:
-    q = analyse("How many soldiers died?", "en")
-    assert short_answer(q, "The war ended in 1918 after four years.") == ("four", (28, 32))
-    who = analyse("Who won the match?", "en")
-    assert short_answer(who, "فاز الفريق بالمباراة.") is None  # no anchor across languages
-
-
 def test_figures_compare_after_digit_folding_and_scale() -> None:
     assert figure_value("٢٥٠٠") == figure_value("2,500") == figure_value("2500") == 2500
     assert figure_value("2.5 مليون") == figure_value("2,500,000") == 2_500_000
@@ -188,7 +132,13 @@ def test_dates_are_localised() -> None:
     assert format_day("sometime", "en") == "sometime"
 
 
-def test_evidence_of_the_lower_ranked_passage_wins_when_it_holds_the_question() -> None:
-    noise = passage("noise", "أعلنت الحكومة اليوم عن خطط جديدة للتعليم.", 0.87)
-    _, short, docs = ask("كم عدد العسكريين الأمريكيين في العراق؟", [noise, SEED], "ar")
-    assert docs == ["seed"] and short == "2500"
+
+
+def test_below_the_threshold_the_answer_says_plainly_that_the_collection_does_not_hold_it() -> None:
+    strict = ReaderComposer(ScriptedReader({"2500": -1.0}), min_score=10.0)
+    c = strict.compose(ComposeInput("ما هي عاصمة اليابان؟", "ar", [SEED]))
+    assert c.abstained and c.citations == [] and c.short_answer is None
+    assert c.answer == "لا تحتوي المجموعة على إجابة عن هذا السؤال."
+    assert c.confidence is not None and c.confidence < 10.0
+    empty = strict.compose(ComposeInput("Who won?", "en", []))
+    assert empty.abstained and empty.answer == "The collection does not contain an answer to this question."
