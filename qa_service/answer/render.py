@@ -14,7 +14,7 @@ from datetime import date
 from typing import Final
 
 from qa_service.answer.base import Composition
-from qa_service.answer.forms import english_form
+from qa_service.answer.forms import MONTHS_EN, english_form
 from qa_service.answer.layout import PARAGRAPH_BREAK
 from qa_service.models import Citation, Passage
 from qa_service.text import normalize, script_ratio
@@ -24,8 +24,7 @@ ABSTAIN: Final = {
     "ar": "لا تحتوي المجموعة على إجابة عن هذا السؤال.",
 }
 _MONTHS: Final = {
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December"),
+    "en": MONTHS_EN,
     "ar": ("يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر",
            "نوفمبر", "ديسمبر"),
 }
