@@ -15,13 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from qa_service.answer.forms import MONTHS_EN
 from qa_service.text import extract_numbers, figure_value, normalize
 
 _MARKERS_RE: Final = re.compile(r"\[\d+\]")
 _NAME_RE: Final = re.compile(r"(?<![\w.])[A-Z][\w'’-]+")
 _LATIN_RE: Final = re.compile(r"[A-Za-z]")
-_MONTHS: Final = ("january", "february", "march", "april", "may", "june", "july", "august",
-                  "september", "october", "november", "december")
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def claim_facts(claim: str) -> Facts:
     numbers = frozenset(_alternatives(text))
     lead = len(text) - len(text.lstrip())  # the first word is capitalised anyway
     names = frozenset(m.group() for m in _NAME_RE.finditer(text) if m.start() != lead)
-    names -= {month.capitalize() for month in _MONTHS}
+    names -= set(MONTHS_EN)
     return Facts(numbers, names)
 
 
