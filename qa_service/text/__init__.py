@@ -13,12 +13,11 @@ from qa_service.text.normalize import (
     light_stem,
     normalize,
     normalize_with_offsets,
-    parse_number,
     strip_number_grouping,
     tokenize,
     tokenize_with_spans,
 )
-from qa_service.text.sentences import sentence_at, split_sentences
+from qa_service.text.sentences import split_sentences
 
 __all__ = [
     "detect_language",
@@ -29,9 +28,7 @@ __all__ = [
     "light_stem",
     "normalize",
     "normalize_with_offsets",
-    "parse_number",
     "script_ratio",
-    "sentence_at",
     "split_sentences",
     "strip_number_grouping",
     "tokenize",

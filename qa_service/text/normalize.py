@@ -62,7 +62,6 @@ __all__ = [
     "light_stem",
     "normalize",
     "normalize_with_offsets",
-    "parse_number",
     "strip_number_grouping",
     "tokenize",
     "tokenize_with_spans",
@@ -368,7 +367,6 @@ _NUMBER_PATTERN: Final = r"""
 _NUMBER_RE: Final = re.compile(_NUMBER_PATTERN, re.VERBOSE)
 _COMMA_GROUPED_RE: Final = re.compile(r"[+\-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 _DOT_GROUPED_RE: Final = re.compile(r"[+\-]?[0-9]{1,3}(?:\.[0-9]{3}){2,}")
-_PLAIN_NUMBER_RE: Final = re.compile(r"[+\-]?[0-9]+(?:\.[0-9]+)?")
 _UNICODE_MINUS: Final = "\u2212"
 
 
@@ -384,19 +382,6 @@ def strip_number_grouping(token: str) -> str:
     if _DOT_GROUPED_RE.fullmatch(folded):
         return folded.replace(".", "")
     return folded
-
-
-def parse_number(token: str) -> float | None:
-    """Value of a numeric token in either script, or None.
-
-    Accepts an optional sign, ASCII/Arabic-Indic/Persian digits, valid thousands grouping
-    (",", "٬", or two or more "." groups) and a decimal part ("." or "٫").
-    """
-    plain = strip_number_grouping(token)
-    if not _PLAIN_NUMBER_RE.fullmatch(plain):
-        return None
-    value = float(plain)
-    return value if math.isfinite(value) else None
 
 
 def _canonical_number(digits: str) -> str:

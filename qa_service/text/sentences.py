@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterator
 from typing import Final
 
-__all__ = ["sentence_at", "split_sentences"]
+__all__ = ["split_sentences"]
 
 Span = tuple[int, int]
 
@@ -282,20 +282,3 @@ def split_sentences(text: str) -> list[Span]:
             segment_start = match.end()
     _append_stripped(text, segment_start, len(text), spans)
     return spans
-
-
-def sentence_at(text: str, offset: int) -> Span:
-    """The sentence containing ``offset``; between sentences, the next one (else the last).
-
-    Raises ValueError when ``offset`` is outside ``[0, len(text)]`` or ``text`` has no
-    sentences.
-    """
-    if not 0 <= offset <= len(text):
-        raise ValueError(f"offset {offset} is outside the text (length {len(text)})")
-    spans = split_sentences(text)
-    if not spans:
-        raise ValueError("the text has no sentences")
-    index = bisect.bisect_right(spans, offset, key=_span_start) - 1
-    if index >= 0 and offset < spans[index][1]:
-        return spans[index]
-    return spans[min(index + 1, len(spans) - 1)]
