@@ -107,10 +107,6 @@ class VectorIndex:
         return ann.index_ids(self.index)
 
 
-def empty_index(dim: int) -> faiss.Index:
-    return ann.empty_exact(dim)
-
-
 class IndexDirectory:
     """Publishes and loads generations inside one index directory."""
 
