@@ -59,6 +59,12 @@ _MODEL_FILES: Final = ("modules.json", "tokenizer.json", "config_sentence_transf
 # it (~1 min, once per model). Each FFN output projection stays bf16: its input, the GELU output,
 # is wide and heavy-tailed, and quantising it takes cosine to fp32 under the 0.999 bar (figures:
 # docs/benchmarks.md, Performance).
+# Passage batches are padded to the first of these widths that holds them (each input shape
+# OpenVINO has run keeps about 1 MB), and batches wider than FULL_BATCH_WIDTH hold fewer rows,
+# so no batch needs more activation memory (about 140 MB, taken once) than a full batch of
+# chunks of the default 160 tokens with their title and prompt.
+PASSAGE_WIDTHS: Final = (*range(8, 65, 8), 80, 96, 112, 128, *range(160, 513, 32))
+FULL_BATCH_WIDTH: Final = 192
 CALIBRATION_PASSAGES: Final = 192
 CALIBRATION_BATCH: Final = 8
 INT8_KEEP_FLOAT: Final = r".*\.output\.dense/.*"
@@ -272,6 +278,7 @@ class OpenVINOEncoder:
             "INFERENCE_PRECISION_HINT": "bf16" if query_bf16 else "f32", "NUM_STREAMS": cores,
             "INFERENCE_NUM_THREADS": cores}), streams=cores)
         self._passage_threads = threads if threads > 0 else cores
+        self._passage_widths = tuple(w for w in PASSAGE_WIDTHS if w <= info.max_seq_length)
         self._passages: _Compiled | None = None  # compiled on first use: servers rarely ingest
         self._compile_lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
@@ -288,7 +295,7 @@ class OpenVINOEncoder:
         return self._encode(texts, self.info.query_prompt, self._queries)
 
     def encode_passages(self, texts: Sequence[str]) -> Vectors:
-        return self._encode(texts, self.info.document_prompt, self._passage_model())
+        return self._encode(texts, self.info.document_prompt, self._passage_model(), self._passage_widths)
 
     def _passage_model(self) -> _Compiled:
         with self._compile_lock:
@@ -308,12 +315,14 @@ class OpenVINOEncoder:
         for question in _WARM_UP_QUESTIONS:
             self.encode_queries([question])
 
-    def _encode(self, texts: Sequence[str], prompt: str, compiled: _Compiled) -> Vectors:
+    def _encode(self, texts: Sequence[str], prompt: str, compiled: _Compiled,
+                widths: Sequence[int] = ()) -> Vectors:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
         encodings = _tokenize(self._tokenizer, self.info, [prompt + t for t in texts])
-        for rows, ids, mask in _batches(encodings, self.info.pad_id, self._batch_size):
+        for rows, ids, mask in _batches(encodings, self.info.pad_id, self._batch_size, widths,
+                                        FULL_BATCH_WIDTH if widths else 0):
             out[rows] = compiled.infer(ids, mask)
         # bf16 rounding leaves norms a hair off 1; inner products must be cosines.
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -321,13 +330,13 @@ class OpenVINOEncoder:
 
 
 def _count(tokenizer: Tokenizer, texts: Sequence[str]) -> list[int]:
-    return [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+    return [len(e.ids) for e in tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)]
 
 
 def _tokenize(tokenizer: Tokenizer, info: ModelInfo, texts: Sequence[str]) -> list[Encoding]:
     """Model inputs as Hugging Face makes them: content truncated, then special tokens."""
     limit = info.max_seq_length - tokenizer.num_special_tokens_to_add(False)
-    encodings = tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    encodings = tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
     for encoding in encodings:
         encoding.truncate(limit)
     return [tokenizer.post_process(e) for e in encodings]
@@ -336,13 +345,20 @@ def _tokenize(tokenizer: Tokenizer, info: ModelInfo, texts: Sequence[str]) -> li
 Batch = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
 
 
-def _batches(encodings: Sequence[Encoding], pad_id: int, size: int) -> Iterator[Batch]:
-    """(rows, ids, mask): longest first, batches of similar lengths, so padding is a few tokens."""
+def _batches(encodings: Sequence[Encoding], pad_id: int, size: int,
+             widths: Sequence[int] = (), full_width: int = 0) -> Iterator[Batch]:
+    """(rows, ids, mask): longest first, batches of similar lengths, so padding is a few tokens;
+    each batch as wide as its longest text, or as the first of ``widths`` that holds it. Batches
+    wider than ``full_width`` (if given) hold fewer rows: attention memory grows with rows x width²."""
     lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
     order = np.argsort(-lengths, kind="stable")
-    for start in range(0, len(order), size):
-        rows = order[start:start + size]
-        width = int(lengths[rows[0]])
+    start = 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        width = next((w for w in widths if w >= longest), longest)
+        count = size if not full_width or width <= full_width else max(1, size * full_width**2 // width**2)
+        rows = order[start:start + count]
+        start += count
         ids = np.full((len(rows), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, row in enumerate(rows):

@@ -117,15 +117,16 @@ def convert_for_backend(settings: Settings, on_convert: Callable[[], None] | Non
 
 def _openvino_encoder(settings: Settings, name: str, model_id: str, bf16: bool) -> ModelEncoder:
     from qa_service.embedding.openvino import OpenVINOEncoder, ensure_converted
-    from qa_service.embedding.sentence_transformer import cpu_has_fast_bf16, cpu_has_int8_dot
+    from qa_service.embedding.sentence_transformer import cpu_has_amx, cpu_has_fast_bf16, cpu_has_int8_dot
 
     model_dir = Path(name).expanduser()
     if not model_dir.is_dir():
         raise ModelUnavailableError(f"{name!r} is not a local model folder")
     ir = ensure_converted(model_dir, settings.model_cache)
     # auto: int8 when the conversion has it (the encoder reads that from the conversion) and the
-    # CPU has int8 dot products.
-    auto = None if cpu_has_int8_dot() else False
+    # CPU has int8 dot products but no AMX: with AMX, bf16 is as fast and closer to fp32
+    # (docs/benchmarks.md, Performance).
+    auto = None if cpu_has_int8_dot() and not cpu_has_amx() else False
     int8 = {"int8": True, "auto": auto}.get(settings.passage_precision, False)
     try:
         return OpenVINOEncoder(model_dir, ir, model_id=model_id, batch_size=settings.encode_batch_size,

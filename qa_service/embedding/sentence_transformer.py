@@ -110,6 +110,11 @@ def cpu_has_int8_dot() -> bool:
     return _cpu_has(_INT8_CPU_FLAGS)
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles, on which bf16 passages run as fast as int8 ones."""
+    return _cpu_has(("amx_bf16",))
+
+
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU runs bf16 matmuls natively (AMX or AVX512-BF16)."""
     return _cpu_has(_BF16_CPU_FLAGS)

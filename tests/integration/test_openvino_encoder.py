@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qa_service.embedding.openvino import OpenVINOEncoder, _tokenize
+from qa_service.embedding.openvino import PASSAGE_WIDTHS, OpenVINOEncoder, _tokenize
 from qa_service.embedding.provision import load_model_encoder, resolve_model_path
-from qa_service.embedding.sentence_transformer import cpu_has_int8_dot
+from qa_service.embedding.sentence_transformer import cpu_has_amx, cpu_has_fast_bf16, cpu_has_int8_dot
 from qa_service.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -63,14 +63,38 @@ def test_embeddings_match_sentence_transformers(encoders: tuple[OpenVINOEncoder,
     assert float(single[0] @ passages[1]) >= 0.9999
 
 
-def test_passages_are_int8_by_default_where_the_cpu_has_vnni_and_float_on_request(
+def test_passages_are_int8_by_default_where_the_cpu_has_vnni_but_no_amx_and_as_asked_otherwise(
         encoders: tuple[OpenVINOEncoder, Any]) -> None:
     pytest.importorskip("nncf", reason="the int8 conversion needs `pip install nncf`")
     ours, plain = encoders
-    # int8 by default where the CPU has int8 dot products (AVX2-only CPUs lose accuracy with it).
-    assert (ours.passage_variant == "int8") == cpu_has_int8_dot()
+    # int8 by default where the CPU has int8 dot products (AVX2-only CPUs lose accuracy with it)
+    # and no AMX (whose bf16 is as fast).
+    assert (ours.passage_variant == "int8") == (cpu_has_int8_dot() and not cpu_has_amx())
+    asked = Settings.from_env().replace(encoder_backend="openvino", passage_precision="int8")
+    assert load_model_encoder(asked).passage_variant == "int8"
     settings = Settings.from_env().replace(encoder_backend="openvino", passage_precision="bfloat16")
     unquantized = load_model_encoder(settings)
-    assert unquantized.passage_variant == "bf16"
+    assert unquantized.passage_variant == ("bf16" if cpu_has_fast_bf16() else "fp32")
     ref = plain.encode(TEXTS, prompt_name="document", normalize_embeddings=True)
     assert np.sum(unquantized.encode_passages(TEXTS) * ref, axis=1).min() >= 0.9999
+
+
+def test_passage_batches_take_a_few_widths_and_keep_their_vectors(
+        encoders: tuple[OpenVINOEncoder, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every input shape costs OpenVINO memory: batches are padded to a few widths, which must not
+    change a vector."""
+    ours, _ = encoders
+    texts = [" ".join(["كلمة"] * n) for n in (3, 9, 17, 33, 70, 101, 150, 333)]
+    alone = np.stack([ours.encode_passages([t])[0] for t in texts])
+    model = ours._passage_model()
+    widths: list[int] = []
+    infer = model.infer
+
+    def spy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        widths.append(ids.shape[1])
+        return infer(ids, mask)
+
+    monkeypatch.setattr(model, "infer", spy)
+    together = ours.encode_passages(texts)
+    assert widths and set(widths) <= set(PASSAGE_WIDTHS)
+    assert np.sum(together * alone, axis=1).min() >= 0.9999
