@@ -40,8 +40,9 @@ def news_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QAService
 @pytest.mark.parametrize("question", [
     "How many US troops are in Iraq?",
     pytest.param("كم عدد الجنود الأمريكيين في العراق؟", marks=pytest.mark.xfail(
-        strict=False, reason="issue 14: the seed is read (a present-tense question reads the newest "
-        "passages below the top), but the reader scores «سبعة جنود أميركيين» 4 points above its 2500")),
+        strict=True, reason="issue 14: the seed is read (a present-tense question reads the newest "
+        "passages below the top), but the reader scores «قتل سبعة جنود أميركيين» (seven soldiers "
+        "killed, 2018) 4 points above its 2500; strict, so a reader that gets it right says so")),
 ])
 def test_the_mission_question_answers_2500_from_the_seed(news_service: QAService, question: str) -> None:
     answer = news_service.ask(AskRequest(question=question))
