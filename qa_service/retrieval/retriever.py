@@ -149,8 +149,8 @@ class Retriever:
         for rid, cosine in window:
             present = set(terms.get(rid, ()))
             found_numbers = sum(1 for n in numbers if n in present)
-            found_names = sum(1 for name in names
-                              if any(same_name(name, arabic_skeletons(t)) for t in present))
+            skeletons = {s for t in present for s in arabic_skeletons(t)} if names else set()
+            found_names = sum(1 for name in names if same_name(name, skeletons))
             scored.append((cosine + cfg.number_boost * found_numbers + cfg.name_boost * found_names, rid))
         scored.sort(key=lambda item: item[0], reverse=True)  # stable: ties keep dense order
         return [rid for _, rid in scored] + [rid for rid, _ in dense[cfg.anchor_depth:]]

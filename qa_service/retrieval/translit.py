@@ -10,6 +10,7 @@ the words of passages already retrieved, never to search the whole collection.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 from typing import Final
 
@@ -58,14 +59,12 @@ def arabic_skeletons(token: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def same_name(latin: str, arabic: frozenset[str]) -> bool:
-    """Whether a Latin skeleton equals one of an Arabic token's skeletons, allowing one
-    trailing extra consonant on either side (the English plural "Broncos" / "برونكو")."""
-    for skeleton in arabic:
-        if skeleton == latin:
-            return True
-        longer, shorter = (skeleton, latin) if len(skeleton) > len(latin) else (latin, skeleton)
-        if (len(shorter) > MIN_SKELETON and len(longer) == len(shorter) + 1
-                and longer.startswith(shorter)):
-            return True
-    return False
+def same_name(latin: str, arabic: AbstractSet[str]) -> bool:
+    """Whether a Latin skeleton equals one of an Arabic token's skeletons (or of a passage's),
+    allowing one trailing extra consonant on either side (the English plural "Broncos" / "برونكو")."""
+    if latin in arabic:
+        return True
+    if len(latin) - 1 > MIN_SKELETON and latin[:-1] in arabic:
+        return True
+    return len(latin) > MIN_SKELETON and any(
+        len(skeleton) == len(latin) + 1 and skeleton.startswith(latin) for skeleton in arabic)

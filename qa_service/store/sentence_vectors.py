@@ -135,7 +135,9 @@ def best_cosines(rows: Iterable[tuple[int, bytes]], query: Vectors) -> dict[int,
     """
     q = np.asarray(query, dtype=np.float32).reshape(-1)
     keys: list[int] = []
+    starts: list[int] = []
     parts: list[np.ndarray] = []
+    total = 0
     for key, blob in rows:
         data = bytes(blob)
         if len(data) < _COUNT.size:
@@ -145,15 +147,18 @@ def best_cosines(rows: Iterable[tuple[int, bytes]], query: Vectors) -> dict[int,
         if n == 0 or len(data) - header != n * q.shape[0]:
             continue  # malformed, or vectors of a model with another dimension
         parts.append(np.frombuffer(data, dtype=np.int8, offset=header).reshape(n, -1))
-        keys.extend([key] * n)
+        keys.append(key)
+        starts.append(total)
+        total += n
     if not parts:
         return {}
     matrix = np.concatenate(parts).astype(np.float32)
     norms = np.linalg.norm(matrix, axis=1)
-    cosines = (matrix @ q) / np.maximum(norms, 1e-12)
+    cosines = np.where(norms > 0, (matrix @ q) / np.maximum(norms, 1e-12), -np.inf)
+    best = np.maximum.reduceat(cosines, starts).tolist()  # one chunk's sentences are contiguous
     out: dict[int, float] = {}
-    for key, cosine, norm in zip(keys, cosines.tolist(), norms.tolist(), strict=True):
-        if norm > 0 and cosine > out.get(key, -2.0):
+    for key, cosine in zip(keys, best, strict=True):
+        if cosine > out.get(key, -np.inf):  # a chunk given twice keeps its best
             out[key] = cosine
     return out
 
