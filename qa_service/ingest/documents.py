@@ -53,7 +53,7 @@ def document_from_mapping(raw: Mapping[str, Any], *, extra_to_metadata: bool) ->
     if any(unicodedata.category(c).startswith("C") for c in doc_id):
         raise BadInputError("field 'id' must not contain control characters")
     lang = _optional_str(raw, "lang", 16)
-    if lang is not None and lang not in SUPPORTED_LANGS:
+    if (lang is None and raw.get("lang") is not None) or (lang is not None and lang not in SUPPORTED_LANGS):
         raise BadInputError(f"field 'lang' must be one of {', '.join(sorted(SUPPORTED_LANGS))}")
     return Document(
         id=doc_id,
@@ -94,10 +94,9 @@ def _optional_str(raw: Mapping[str, Any], name: str, limit: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise BadInputError(f"field '{name}' must be a string")
-    value = value.strip()
-    if len(value) > limit:
+    if len(value) > limit:  # as sent, as the schema's maxLength counts it
         raise BadInputError(f"field '{name}' is longer than {limit} characters")
-    return value or None
+    return value.strip() or None
 
 
 def _url(value: Any) -> str | None:

@@ -57,6 +57,8 @@ def test_loads_every_supported_format_and_reports_bad_records(tmp_path: Path) ->
     ({"text": "   "}, "non-empty"),
     ({"text": "x", "url": "javascript:alert(1)"}, r"http\(s\) URL"),
     ({"text": "x", "lang": "klingon"}, "lang"),
+    ({"text": "x", "lang": ""}, "lang"),  # what the schema's enum rejects, the server rejects
+    ({"text": "x", "source": " " * 2000 + "x" * 100}, "source.*longer than"),  # counted as sent
     ({"text": "x", "txt": "typo"}, "unknown field"),
     ({"text": "x", "metadata": []}, "metadata"),
     ({"text": 5}, "text"),
