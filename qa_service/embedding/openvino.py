@@ -321,8 +321,7 @@ class OpenVINOEncoder:
         if not texts:
             return out
         encodings = _tokenize(self._tokenizer, self.info, [prompt + t for t in texts])
-        for rows, ids, mask in _batches(encodings, self.info.pad_id, self._batch_size, widths,
-                                        FULL_BATCH_WIDTH if widths else 0):
+        for rows, ids, mask in _batches(encodings, self.info.pad_id, self._batch_size, widths):
             out[rows] = compiled.infer(ids, mask)
         # bf16 rounding leaves norms a hair off 1; inner products must be cosines.
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
@@ -346,17 +345,18 @@ Batch = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64
 
 
 def _batches(encodings: Sequence[Encoding], pad_id: int, size: int,
-             widths: Sequence[int] = (), full_width: int = 0) -> Iterator[Batch]:
+             widths: Sequence[int] = ()) -> Iterator[Batch]:
     """(rows, ids, mask): longest first, batches of similar lengths, so padding is a few tokens;
-    each batch as wide as its longest text, or as the first of ``widths`` that holds it. Batches
-    wider than ``full_width`` (if given) hold fewer rows: attention memory grows with rows x width²."""
+    each batch as wide as its longest text, or, given ``widths``, as the first that holds it and
+    with fewer rows past ``FULL_BATCH_WIDTH`` (attention memory grows with rows x width²)."""
     lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
     order = np.argsort(-lengths, kind="stable")
     start = 0
     while start < len(order):
         longest = int(lengths[order[start]])
         width = next((w for w in widths if w >= longest), longest)
-        count = size if not full_width or width <= full_width else max(1, size * full_width**2 // width**2)
+        narrow = not widths or width <= FULL_BATCH_WIDTH
+        count = size if narrow else max(1, size * FULL_BATCH_WIDTH**2 // width**2)
         rows = order[start:start + count]
         start += count
         ids = np.full((len(rows), width), pad_id, dtype=np.int64)

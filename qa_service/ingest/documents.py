@@ -53,7 +53,7 @@ def document_from_mapping(raw: Mapping[str, Any], *, extra_to_metadata: bool) ->
     if any(unicodedata.category(c).startswith("C") for c in doc_id):
         raise BadInputError("field 'id' must not contain control characters")
     lang = _optional_str(raw, "lang", 16)
-    if (lang is None and raw.get("lang") is not None) or (lang is not None and lang not in SUPPORTED_LANGS):
+    if raw.get("lang") is not None and lang not in SUPPORTED_LANGS:  # "" too, as the schema's enum
         raise BadInputError(f"field 'lang' must be one of {', '.join(sorted(SUPPORTED_LANGS))}")
     return Document(
         id=doc_id,

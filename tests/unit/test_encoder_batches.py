@@ -16,7 +16,7 @@ def _encodings(lengths: list[int]) -> list[Any]:
 
 def test_batches_keep_every_text_once_padded_to_a_listed_width() -> None:
     lengths = [3, 181, 40, 150, 9, 77, 160, 12]
-    batches = list(_batches(_encodings(lengths), 0, 3, PASSAGE_WIDTHS, FULL_BATCH_WIDTH))
+    batches = list(_batches(_encodings(lengths), 0, 3, PASSAGE_WIDTHS))
     seen = sorted(int(r) for rows, _, _ in batches for r in rows)
     assert seen == list(range(len(lengths)))
     for rows, ids, mask in batches:
@@ -28,7 +28,7 @@ def test_batches_keep_every_text_once_padded_to_a_listed_width() -> None:
 def test_batches_wider_than_the_prepared_one_hold_fewer_rows() -> None:
     """Activation memory grows with rows x width²: a batch of 500-token texts must not need more
     than a full batch of chunks."""
-    batches = list(_batches(_encodings([500] * 40 + [150] * 40), 0, 32, PASSAGE_WIDTHS, FULL_BATCH_WIDTH))
+    batches = list(_batches(_encodings([500] * 40 + [150] * 40), 0, 32, PASSAGE_WIDTHS))
     for _, ids, _ in batches:
         rows, width = ids.shape
         assert rows * width**2 <= 32 * FULL_BATCH_WIDTH**2 or rows == 1
