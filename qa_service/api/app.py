@@ -272,7 +272,7 @@ async def add_documents(service: NamedDependency[QAService],
     settings: Settings = request.app.state.settings
     gates: limits.Gates = request.app.state[limits.STATE_KEY]
     # The body is read in turn, so uploads waiting for the writer hold no memory; it is read
-    # as a stream (not kept by the request) so it is freed once decoded.
+    # as a stream (not kept by the request) so it is freed once ingested.
     async with gates.writes.slot(service.settings.writer_wait_s, gates.refuse_write):
         body = bytearray()
         try:
@@ -282,16 +282,15 @@ async def add_documents(service: NamedDependency[QAService],
         except TimeoutError:
             raise RequestTimeoutError(f"the body did not arrive within {settings.body_timeout_s:g} s "
                                       "(QA_BODY_TIMEOUT_S); send it faster or in smaller requests") from None
-        docs = await anyio.to_thread.run_sync(
+        upload = await anyio.to_thread.run_sync(
             parse_documents, body, request.headers.get("content-type", ""),
             settings.max_batch_documents, settings.max_document_chars)
-        del body
-        ids = [d.id for d in docs]
+        del body  # a JSON body is freed once decoded; NDJSON lines are read as ingestion goes
         stop = threading.Event()
-        ingest = functools.partial(service.ingest, _consume(docs), stop=stop.is_set)
+        ingest = functools.partial(service.ingest, upload.documents, stop=stop.is_set)
         report = await limits.run_until_client_leaves(request, ingest, stop=stop)
     return IngestResponse(added=report.added, updated=report.updated, unchanged=report.unchanged,
-                          chunks=report.chunks, ids=ids)
+                          chunks=report.chunks, ids=upload.ids)
 
 
 def _consume(docs: list[Document]) -> Iterator[Document]:
@@ -379,41 +378,60 @@ def prometheus_metrics(request: Request[Any, Any, Any]) -> bytes:
     return app_metrics.render()
 
 
+class Upload(msgspec.Struct, frozen=True):
+    """A validated upload: its ids in order, and its documents as ingestion takes them."""
+
+    ids: list[str]
+    documents: Iterator[Document]
+
+
 def parse_documents(body: bytes | bytearray, content_type: str, limit: int,
-                    max_chars: int) -> list[Document]:
+                    max_chars: int) -> Upload:
     """One JSON object, a JSON list, or NDJSON lines → validated documents (in a worker thread).
 
-    The body is never copied whole (no strip, no splitlines): an upload at the body limit
-    costs the body and its decoded text, not several copies of it.
+    NDJSON lines are validated here and decoded again as ingestion reaches them, so an upload
+    holds its body and one batch, not its body and every document decoded (2 bytes a character
+    for Arabic); a JSON body is decoded whole. The body is never copied (no strip, no splitlines).
     """
     if not body or body.isspace():
         raise BadInputError("the body is empty; send a JSON document, a list, or NDJSON")
-    raw: list[Any] = []
     if limits.is_ndjson(content_type):
+        lines: list[tuple[int, memoryview]] = []
+        ids = []
         for number, line in _lines(body):
-            if len(raw) >= limit:
+            if len(lines) >= limit:
                 raise PayloadTooLargeError(f"more than {limit} documents in one request; the limit "
                                            f"is {limit} (QA_MAX_BATCH_DOCUMENTS)")
-            raw.append(_decode_json(line, f"line {number}"))
-    else:
-        decoded = _decode_json(body, "the body")
-        raw = decoded if isinstance(decoded, list) else [decoded]
-    if not raw:
+            ids.append(_document(_decode_json(line, f"line {number}"), len(lines), max_chars).id)
+            lines.append((number, line))
+        _check_count(len(lines), limit)
+        return Upload(ids, (_document(_decode_json(line, f"line {number}"), i, max_chars)
+                            for i, (number, line) in enumerate(lines)))
+    decoded = _decode_json(body, "the body")
+    raw = decoded if isinstance(decoded, list) else [decoded]
+    _check_count(len(raw), limit)
+    docs = [_document(item, i, max_chars) for i, item in enumerate(raw)]
+    return Upload([d.id for d in docs], _consume(docs))
+
+
+def _check_count(count: int, limit: int) -> None:
+    if not count:
         raise BadInputError("no documents in the body; send at least one")
-    if len(raw) > limit:
-        raise PayloadTooLargeError(f"{len(raw)} documents in one request; the limit is {limit} "
+    if count > limit:
+        raise PayloadTooLargeError(f"{count} documents in one request; the limit is {limit} "
                                    "(QA_MAX_BATCH_DOCUMENTS)")
-    docs = []
-    for i, item in enumerate(raw):
-        text = item.get("text") if isinstance(item, dict) else None
-        if isinstance(text, str) and len(text) > max_chars:
-            raise PayloadTooLargeError(f"document {i} has {len(text)} characters of text; the limit is "
-                                       f"{max_chars} (QA_MAX_DOCUMENT_CHARS): split it into articles")
-        try:
-            docs.append(document_from_mapping(item, extra_to_metadata=False))
-        except BadInputError as exc:
-            raise BadInputError(f"document {i}: {exc.detail}") from None
-    return docs
+
+
+def _document(item: Any, i: int, max_chars: int) -> Document:
+    """Document ``i`` of an upload, validated; its text within QA_MAX_DOCUMENT_CHARS."""
+    text = item.get("text") if isinstance(item, dict) else None
+    if isinstance(text, str) and len(text) > max_chars:
+        raise PayloadTooLargeError(f"document {i} has {len(text)} characters of text; the limit is "
+                                   f"{max_chars} (QA_MAX_DOCUMENT_CHARS): split it into articles")
+    try:
+        return document_from_mapping(item, extra_to_metadata=False)
+    except BadInputError as exc:
+        raise BadInputError(f"document {i}: {exc.detail}") from None
 
 
 def _lines(body: bytes | bytearray) -> Iterator[tuple[int, memoryview]]:
