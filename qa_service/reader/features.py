@@ -85,9 +85,10 @@ def windows(question_ids: Sequence[int], context: Encoded, *, max_len: int, stri
         start = max(start + 1, end - stride)
 
 
-def batch_arrays(items: Sequence[Window]) -> tuple[IntArray, IntArray, IntArray]:
-    """Padded ids, attention mask and a mask of the positions a span may use (context + no-answer)."""
-    width = max(len(w.ids) for w in items)
+def batch_arrays(items: Sequence[Window], multiple: int = 1) -> tuple[IntArray, IntArray, IntArray]:
+    """Padded ids, attention mask and a mask of the positions a span may use (context + no-answer);
+    as wide as the longest window, rounded up to ``multiple`` tokens."""
+    width = -(-max(len(w.ids) for w in items) // multiple) * multiple
     ids = np.full((len(items), width), PAD, dtype=np.int64)
     mask = np.zeros((len(items), width), dtype=np.int64)
     allowed = np.zeros((len(items), width), dtype=np.int64)

@@ -71,6 +71,9 @@ def test_batches_pad_and_mark_where_a_span_may_be() -> None:
     assert ids.shape == (2, 8) and mask[0].tolist() == [1] * 6 + [0, 0]
     assert allowed[0].tolist() == [1, 0, 0, 0, 1, 0, 0, 0]
     assert allowed[1].tolist() == [1, 0, 0, 0, 0, 1, 1, 0]
+    # Serving rounds the width up (few input shapes); the padding is masked out.
+    ids, mask, allowed = batch_arrays([a, b], 16)
+    assert ids.shape == (2, 16) and mask.sum() == 14 and allowed[:, 8:].sum() == 0
 
 
 @pytest.mark.parametrize(
