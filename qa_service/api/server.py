@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 from typing import Any
 
 import h11
@@ -10,6 +11,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from qa_service.settings import Settings
+
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 
 
 class HeaderTimeoutProtocol(H11Protocol):
@@ -69,6 +72,21 @@ def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
                           http=header_timeout_protocol(settings.header_timeout_s))
 
 
+def keep_large_blocks_mapped() -> None:
+    """Give freed blocks over 128 KiB back to the system at once (glibc only).
+
+    glibc raises its mmap threshold to the largest block freed (up to 32 MiB), so once an upload's
+    body is freed, blocks of that size come from the heap and stay there: the first upload at the
+    body limit left +47 MiB behind instead of +25. Setting the threshold stops that adjustment.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # musl, macOS: their allocators do not do this
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+
+
 def serve(app: Any, settings: Settings) -> None:
     """Serve ``app`` until interrupted."""
+    keep_large_blocks_mapped()
     uvicorn.Server(uvicorn_config(app, settings)).run()
