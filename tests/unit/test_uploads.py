@@ -195,8 +195,9 @@ def test_an_upload_whose_body_stalls_is_408_and_frees_the_writer(settings: Setti
 FREED_BLOCKS = """
 import sys
 from qa_service.api.server import keep_large_blocks_mapped
+from qa_service.bench.common import process_memory_mib
 def anon():
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("RssAnon")) / 1024
+    return process_memory_mib()["anon_mib"]
 if sys.argv[1] == "fixed":
     keep_large_blocks_mapped()
 body = bytearray(20 << 20)  # an upload's body, freed once validated
