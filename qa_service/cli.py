@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=60, help="steps between checkpoints")
     t.add_argument("--eval-size", type=int, default=150,
                    help="XQuAD dev questions per language scored at each checkpoint")
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="recipe",
+                   help="change one field of the recipe (recorded with the run), e.g. bf16_autocast=true")
     t.set_defaults(func=cmd_model_train_reader)
     e = msub.add_parser("export-reader", help="ship a training run's best checkpoint in the package")
     e.add_argument("--run", default="reader")
@@ -296,16 +298,21 @@ def _convert_reader(settings: Settings) -> None:
 
 def cmd_model_train_reader(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.embedding.provision import resolve_default_model
-    from qa_service.reader.train import Recipe, run_dir, train
+    from qa_service.reader.train import recipe_with, run_dir, train
 
     _need_data(args.data)
     if args.threads < 1 or args.checkpoint_every < 1 or args.eval_size < 1:
         print("error: --threads, --checkpoint-every and --eval-size must be positive", file=sys.stderr)
         return EXIT_ERROR
+    try:
+        recipe = recipe_with(args.recipe)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     out = run_dir(settings.model_cache, args.run)
     print(f"training the reader in {out} (run again to resume; `echo 1 > {out}/threads` frees a core)")
     try:
-        best = train(resolve_default_model(settings), args.data, out, Recipe(), threads=args.threads,
+        best = train(resolve_default_model(settings), args.data, out, recipe, threads=args.threads,
                      checkpoint_every=args.checkpoint_every, eval_size=args.eval_size,
                      max_minutes=args.max_minutes, on_checkpoint=_print_checkpoint)
     except ValueError as exc:

@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,28 @@ class Recipe:
     seed: int = 13
     # x1.7 a step on Sapphire Rapids (weights stay fp32); off in the shipped weights' recipe
     bf16_autocast: bool = False
+
+
+def recipe_with(changes: Sequence[str]) -> Recipe:
+    """The default recipe with ``FIELD=VALUE`` changes, each value read as its field's type."""
+    defaults = asdict(Recipe())
+    values: dict[str, Any] = {}
+    for change in changes:
+        name, sep, text = change.partition("=")
+        if not sep or name not in defaults:
+            raise ValueError(f"--set {change!r}: expected FIELD=VALUE with FIELD one of "
+                             f"{', '.join(defaults)}")
+        kind = type(defaults[name])
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"--set {change!r}: {name} is true or false")
+            values[name] = text.lower() == "true"
+            continue
+        try:
+            values[name] = kind(text)
+        except ValueError:
+            raise ValueError(f"--set {change!r}: {name} is a number ({kind.__name__})") from None
+    return replace(Recipe(), **values)
 
 
 @dataclass(frozen=True)

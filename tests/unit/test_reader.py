@@ -311,3 +311,16 @@ def test_a_dateline_or_photo_caption_is_never_the_evidence() -> None:
     request = ComposeInput("When did the talks begin?", "en", [dateline, caption, body])
     c = ReaderComposer(reader, 0.0).compose(request)
     assert c.short_answer == "أغسطس/آب 2023" and [x.document_id for x in c.citations] == ["body"]
+
+
+def test_a_training_run_can_change_recipe_fields_by_name() -> None:
+    from qa_service.reader.train import Recipe, recipe_with
+
+    recipe = recipe_with(["bf16_autocast=true", "epochs=1.0", "anneal_at=800", "anneal_steps=400"])
+    assert (recipe.bf16_autocast, recipe.epochs) == (True, 1.0)
+    assert (recipe.anneal_at, recipe.anneal_steps) == (800, 400)
+    assert recipe.layers == Recipe().layers and recipe_with([]) == Recipe()
+    for bad, says in (("layer=6", "FIELD one of"), ("bf16_autocast=yes", "true or false"),
+                      ("anneal_at=soon", "a number"), ("epochs", "FIELD=VALUE")):
+        with pytest.raises(ValueError, match=says):
+            recipe_with([bad])
