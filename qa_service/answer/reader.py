@@ -28,9 +28,13 @@ from qa_service.text import figure_value, split_sentences
 # Passages read per question (one batch): the gold passage is in the top 5 for 0.97 of Arabic
 # and 0.93 of English XQuAD questions (bench retrieval).
 PASSAGES_READ: Final = 5
-# Weight of the passage's retrieval score (cosine-like, 0.7-0.9) next to the reader's span score
-# (logit differences spread over about -10..10). Tuned on the XQuAD dev split (bench answers).
-RETRIEVAL_WEIGHT: Final = 4.0
+# Weights of the passage's retrieval score and of the cosine of the sentence holding the span
+# with the question (both cosine-like, 0.7-0.9) next to the reader's span score (logit
+# differences over about -10..10). The sentence's cosine is what lifts an English question's
+# Arabic answer over a span the reader scores alike in an unrelated paragraph. Tuned on the
+# XQuAD and news dev splits (docs/benchmarks.md, "Scoring the reader's candidates").
+RETRIEVAL_WEIGHT: Final = 8.0
+SENTENCE_WEIGHT: Final = 24.0
 # A question about the present also reads up to this many passages from below the top ones
 # (to ``READ_DEPTH`` retrieved) that are newer than every top passage: the newest evidence that
 # answers may rank low when older articles share more of the question's words.
@@ -40,6 +44,11 @@ READ_DEPTH: Final = 15
 TIME_MATCH_BONUS: Final = 1.0
 # Candidates this close to the best count as its contenders for "as of" and corroboration.
 CONTENDER_MARGIN: Final = 1.5
+# ... for "as of", by the reader's own span score, and within this of the best's whole score (so a
+# passage about something else, which the reader may score alike when unsure, is no contender).
+AS_OF_SCORE_MARGIN: Final = 3.0
+
+Cosines = dict[tuple[int, int], float]  # a sentence's (start, end) in the passage -> its cosine
 
 
 class SpanReading(Protocol):
@@ -115,7 +124,8 @@ class ReaderComposer:
     def candidates(self, request: ComposeInput, question: Question) -> list[Evidence]:
         """Each read passage's best span as evidence (its sentence quoted), best first."""
         considered = [*request.passages[:PASSAGES_READ], *newer(question, request)]
-        spans = self.windows(request, considered)
+        cosines = sentence_cosines(request, considered)
+        spans = [self.window(p, c) for p, c in zip(considered, cosines, strict=True)]
         readings = self.reader.read(
             request.reading_question, [p.text[s:e] for p, (s, e) in zip(considered, spans, strict=True)]
         )
@@ -130,44 +140,52 @@ class ReaderComposer:
             if all(is_caption(line) for line in p.text[start:end].splitlines() if line.strip()):
                 continue  # nor a photo caption, credit or dateline ("تم التحديث: 2024/01/25")
             short = p.text[span_start:span_end]
-            score = reading.score + RETRIEVAL_WEIGHT * p.score
+            found = cosines[reading.context]
+            # Without stored sentence vectors the passage's own score stands in (same scale).
+            sentence = max((c for (s, e), c in found.items() if s < end and start < e), default=p.score) \
+                if found else p.score
+            score = reading.score + RETRIEVAL_WEIGHT * p.score + SENTENCE_WEIGHT * sentence
             if question.years & (years_in(p.text[start:end]) | years_in((p.published_at or "")[:4])):
                 score += TIME_MATCH_BONUS  # "in 2018": evidence from then
             score = round(score, 6)
             value = figure_value(short) if question.kind is Kind.QUANTITY else None
             out.append(
-                Evidence(p, reading.context, start, end, score, short, value, span=(span_start, span_end))
+                Evidence(p, reading.context, start, end, score, short, value, span=(span_start, span_end),
+                         read_score=reading.score)
             )
         out.sort(key=lambda ev: (-ev.score, ev.rank))
         return out
 
-    def windows(self, request: ComposeInput, passages: Sequence[Passage]) -> list[tuple[int, int]]:
-        """What the reader reads of each passage: the whole text, or (``window_chars``) the sentence
+    def window(self, p: Passage, cosines: Cosines | None) -> tuple[int, int]:
+        """What the reader reads of a passage: the whole text, or (``window_chars``) the sentence
         the question is closest to, grown by its neighbours (next first) up to ``window_chars``."""
-        whole = [(0, len(p.text)) for p in passages]
-        if self.window_chars <= 0 or request.query_vector is None or request.sentence_vectors is None:
-            return whole
-        stored = request.sentence_vectors([p.chunk_id for p in passages])
-        out = []
-        for p, full in zip(passages, whole, strict=True):
-            sentences = split_sentences(p.text)
-            found = stored.get(p.chunk_id)
-            cosines = found.cosines(request.query_vector, sentences) if found is not None else None
-            if not cosines or len(p.text) <= self.window_chars:
-                out.append(full)
+        if self.window_chars <= 0 or not cosines or len(p.text) <= self.window_chars:
+            return 0, len(p.text)
+        sentences = list(cosines)
+        best = max(range(len(sentences)), key=lambda i: cosines[sentences[i]])
+        lo = hi = best
+        for step in range(2 * len(sentences)):
+            grow = hi + 1 if step % 2 == 0 else lo - 1
+            if not 0 <= grow < len(sentences):
                 continue
-            best = max(range(len(sentences)), key=lambda i: cosines[sentences[i]])
-            lo = hi = best
-            for step in range(2 * len(sentences)):
-                grow = hi + 1 if step % 2 == 0 else lo - 1
-                if not 0 <= grow < len(sentences):
-                    continue
-                first, last = min(lo, grow), max(hi, grow)
-                if sentences[last][1] - sentences[first][0] > self.window_chars:
-                    break
-                lo, hi = first, last
-            out.append((sentences[lo][0], sentences[hi][1]))
-        return out
+            first, last = min(lo, grow), max(hi, grow)
+            if sentences[last][1] - sentences[first][0] > self.window_chars:
+                break
+            lo, hi = first, last
+        return sentences[lo][0], sentences[hi][1]
+
+
+def sentence_cosines(request: ComposeInput, passages: Sequence[Passage]) -> list[Cosines | None]:
+    """For each passage, the question's cosine with each of its sentences (in text order), from the
+    stored sentence vectors; None where there are none (or no query vector)."""
+    if request.query_vector is None or request.sentence_vectors is None:
+        return [None] * len(passages)
+    stored = request.sentence_vectors([p.chunk_id for p in passages])
+    out = []
+    for p in passages:
+        found = stored.get(p.chunk_id)
+        out.append(None if found is None else found.cosines(request.query_vector, split_sentences(p.text)))
+    return out
 
 
 def newer(question: Question, request: ComposeInput) -> list[Passage]:
@@ -189,11 +207,15 @@ def as_of(question: Question, ranked: list[Evidence]) -> tuple[Evidence | None, 
     News changes: a question about the present ("how many are", "who is", «كم عدد») is answered
     by the newest of the close candidates, and an older, conflicting one is cited as earlier. A
     question naming a year, or asking about the past ("was", «كان»), keeps the best evidence.
+    "Close" is judged on the reader's own span score, since the retrieval terms measure shared
+    words, which is what older articles win on; the whole score only keeps off-topic passages out.
     """
     if question.years or question.past:
         return None, None
     best = ranked[0]
-    close = [ev for ev in ranked if ev.score >= best.score - CONTENDER_MARGIN and ev.day and ev.short]
+    close = [ev for ev in ranked if ev.day and ev.short
+             and ev.read_score >= best.read_score - CONTENDER_MARGIN
+             and ev.score >= best.score - AS_OF_SCORE_MARGIN]
     if best not in close:
         return None, None
     newest = max(close, key=lambda ev: (ev.day, ev.score))

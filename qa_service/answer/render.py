@@ -45,6 +45,7 @@ class Evidence:
     short: str | None = None
     value: float | None = None  # the short answer's number, when it is a figure in digits
     span: tuple[int, int] | None = None  # the short answer in ``passage.text``
+    read_score: float = 0.0  # the reader's own span score, without the retrieval evidence
 
     @property
     def sentence(self) -> str:

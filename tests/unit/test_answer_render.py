@@ -135,10 +135,10 @@ def test_dates_are_localised() -> None:
 
 
 def test_below_the_threshold_the_answer_says_plainly_that_the_collection_does_not_hold_it() -> None:
-    strict = ReaderComposer(ScriptedReader({"2500": -1.0}), min_score=10.0)
+    strict = ReaderComposer(ScriptedReader({"2500": -1.0}), min_score=40.0)
     c = strict.compose(ComposeInput("ما هي عاصمة اليابان؟", "ar", [SEED]))
     assert c.abstained and c.citations == [] and c.short_answer is None
     assert c.answer == "لا تحتوي المجموعة على إجابة عن هذا السؤال."
-    assert c.confidence is not None and c.confidence < 10.0
+    assert c.confidence is not None and c.confidence < 40.0
     empty = strict.compose(ComposeInput("Who won?", "en", []))
     assert empty.abstained and empty.answer == "The collection does not contain an answer to this question."

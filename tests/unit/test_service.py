@@ -137,8 +137,8 @@ def test_empty_collection_abstains(fake_service: QAService) -> None:
 
 
 def test_low_scores_abstain_in_the_question_language(tmp_path: Path) -> None:
-    service = QAService(Settings(index_dir=tmp_path, min_reader_score=10.0,
-                                 min_reader_score_cross_lingual=10.0), FakeEncoder())
+    service = QAService(Settings(index_dir=tmp_path, min_reader_score=100.0,
+                                 min_reader_score_cross_lingual=100.0), FakeEncoder())
     service.ingest([OTHER])
     answer = service.ask(AskRequest(question="ما هي عاصمة اليابان؟"))
     assert answer.abstained and answer.answer_language == "ar" and not answer.citations
