@@ -203,7 +203,7 @@ def test_foreign_page_with_hostile_css_and_strict_csp(new_page: Any, service: Se
 
 CONVERSATIONS = {
     "en": [TROOPS_EN, "What is their mission?", "How long will the talks on their withdrawal take?"],
-    "ar": [TROOPS_AR, "ومنذ متى تتفاوض الحكومتان على ذلك؟", "ومن وزير خارجيتها؟"],
+    "ar": [TROOPS_AR, "ومنذ متى تتفاوض الحكومتان على ذلك؟", "وكم ستستغرق المحادثات؟"],
 }
 
 
@@ -236,5 +236,6 @@ def test_a_three_turn_conversation_with_the_real_service(new_page: Any, service:
         assert answers[2].locator(".answer-lead").inner_text().startswith("several months")
     else:
         assert "2023" in answers[1].inner_text()  # the talks began in August 2023
+        assert answers[2].locator(".answer-lead").inner_text().startswith("عدة أشهر")
     screenshot(chat(page), ARTIFACTS / f"widget-conversation-{lang}.png")
     assert watched.problems() == []
