@@ -15,6 +15,7 @@ cosines as found. Starts its own PostgreSQL like the tests (tests/pg.py).
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 import shutil
@@ -22,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,22 +45,22 @@ DIM = 384
 TIE = 2e-3  # halfvec moves a cosine by about 1e-3
 
 
+def articles() -> Iterator[Document]:
+    """The news file's articles, then the file again under ids suffixed "~2", "~3" …, for ever."""
+    round_ = 1
+    while True:
+        with gzip.open(SHARED_DATA / "ant-news-ar.jsonl.gz", "rt") as fh:
+            for line in fh:
+                try:
+                    doc = document_from_mapping(json.loads(line), extra_to_metadata=True)
+                except BadInputError:
+                    continue
+                yield doc if round_ == 1 else replace(doc, id=f"{doc.id}~{round_}")
+        round_ += 1
+
+
 def _articles(n: int) -> list[Document]:
-    """The first ``n`` articles; the file again, under ids suffixed "~2", "~3" …, past its end."""
-    docs: list[Document] = []
-    with gzip.open(SHARED_DATA / "ant-news-ar.jsonl.gz", "rt") as fh:
-        for line in fh:
-            try:
-                docs.append(document_from_mapping(json.loads(line), extra_to_metadata=True))
-            except BadInputError:
-                continue
-            if len(docs) >= n:
-                return docs
-    originals = list(docs)
-    while len(docs) < n:
-        round_ = len(docs) // len(originals) + 1
-        docs.extend(replace(d, id=f"{d.id}~{round_}") for d in originals[:n - len(docs)])
-    return docs
+    return list(itertools.islice(articles(), n))
 
 
 def _measure(settings: Settings, docs: list[Document], questions: list[str]) -> dict[str, object]:
