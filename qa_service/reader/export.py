@@ -19,9 +19,10 @@ from typing import Any, Final
 
 import numpy as np
 
+from qa_service.checksums import file_sha256
 from qa_service.eval import metrics
 from qa_service.reader import data as rd
-from qa_service.reader.runtime import MANIFEST_FILE, WEIGHTS_DIR, WEIGHTS_FILE, Reader, file_sha256
+from qa_service.reader.runtime import MANIFEST_FILE, WEIGHTS_DIR, WEIGHTS_FILE, Reader
 
 SAMPLE_PER_LANGUAGE: Final = 40
 

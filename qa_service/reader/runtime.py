@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from qa_service.checksums import file_sha256
 from qa_service.errors import ModelUnavailableError
 from qa_service.quiet import library_noise_silenced
 from qa_service.reader.features import (
@@ -78,14 +79,6 @@ class Manifest:
             raise ModelUnavailableError(
                 f"the reader's manifest {path} cannot be read ({exc}); reinstall the package"
             ) from exc
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_weights(folder: Path = WEIGHTS_DIR) -> Manifest:
