@@ -2,9 +2,10 @@
 
 The reader (``qa_service.reader``) reads the question against each of the top passages in
 one batch and gives each its best span with a score: the span's logits over the no-answer
-logits. A candidate's score adds the passage's retrieval score, weighted; the best candidate
-leads. Its span is the short answer, and the sentence holding the span is quoted verbatim
-with its attribution. Below the calibrated threshold (its own for evidence in another
+logits. A candidate's score adds, weighted, the passage's retrieval score and the cosine of
+the span's sentence with the question (stored sentence vectors); the best candidate leads.
+Its span is the short answer, and the sentence holding the span is quoted verbatim with its
+attribution. Below the calibrated threshold (its own for evidence in another
 language than the question) the composer abstains. News changes: when close candidates give
 different figures on different dates, the newest leads "as of" its date and the older one
 follows with its own citation.
