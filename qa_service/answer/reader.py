@@ -141,10 +141,10 @@ class ReaderComposer:
             if all(is_caption(line) for line in p.text[start:end].splitlines() if line.strip()):
                 continue  # nor a photo caption, credit or dateline ("تم التحديث: 2024/01/25")
             short = p.text[span_start:span_end]
-            found = cosines[reading.context]
             # Without stored sentence vectors the passage's own score stands in (same scale).
-            sentence = max((c for (s, e), c in found.items() if s < end and start < e), default=p.score) \
-                if found else p.score
+            found = cosines[reading.context] or {}
+            overlapping = [c for (s, e), c in found.items() if s < end and start < e]
+            sentence = max(overlapping, default=p.score)
             score = reading.score + RETRIEVAL_WEIGHT * p.score + SENTENCE_WEIGHT * sentence
             if question.years & (years_in(p.text[start:end]) | years_in((p.published_at or "")[:4])):
                 score += TIME_MATCH_BONUS  # "in 2018": evidence from then
