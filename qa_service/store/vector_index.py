@@ -189,7 +189,7 @@ class IndexDirectory:
             raw = json.loads((folder / MANIFEST_FILE).read_text())
             manifest = Manifest(**{f.name: raw[f.name] for f in fields(Manifest) if f.name in raw})
             # Hashed in blocks and read by FAISS from the file (generations never change), not
-            # held as bytes beside the index: that doubled a 1M-chunk server's memory while loading.
+            # held as bytes beside the index: that tripled a 1M-chunk server's memory while loading.
             digest, size = file_sha256(folder / INDEX_FILE), (folder / INDEX_FILE).stat().st_size
         except FileNotFoundError as exc:
             raise IndexCorruptError(f"index generation {folder} is missing {Path(str(exc.filename)).name}"

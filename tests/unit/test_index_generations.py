@@ -16,13 +16,12 @@ from qa_service.store.vector_index import GENERATIONS_DIR, INDEX_FILE, IndexDire
 PEAK_SCRIPT = """
 import sys
 from pathlib import Path
+from qa_service.bench.common import process_memory_mib
 from qa_service.store.vector_index import IndexDirectory
-def kib(field):
-    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field))
 Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts from now
-before = kib("VmRSS:")
+before = process_memory_mib()["rss_mib"]
 loaded = IndexDirectory(Path(sys.argv[1])).load_current()
-print((kib("VmHWM:") - before) / 1024, loaded.index.ntotal)
+print(process_memory_mib()["peak_rss_mib"] - before, loaded.index.ntotal)
 """
 
 def _published(root: Path, rows: int, dim: int = 128) -> IndexDirectory:
