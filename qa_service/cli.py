@@ -298,14 +298,14 @@ def _convert_reader(settings: Settings) -> None:
 
 def cmd_model_train_reader(args: argparse.Namespace, settings: Settings) -> int:
     from qa_service.embedding.provision import resolve_default_model
-    from qa_service.reader.train import recipe_with, run_dir, train
+    from qa_service.reader.train import recipe_with, run_dir, shipped_start, train
 
     _need_data(args.data)
     if args.threads < 1 or args.checkpoint_every < 1 or args.eval_size < 1:
         print("error: --threads, --checkpoint-every and --eval-size must be positive", file=sys.stderr)
         return EXIT_ERROR
     try:
-        recipe = recipe_with(args.recipe)
+        recipe = recipe_with(shipped_start(args.recipe))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

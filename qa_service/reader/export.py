@@ -83,6 +83,7 @@ def export(
     with safe_open(str(best), "pt") as fh:
         meta = fh.metadata() or {}
         body = {k: fh.get_tensor(k).half() for k in fh.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    previous = json.loads((WEIGHTS_DIR / MANIFEST_FILE).read_text())
     picked = next((r for r in reversed(log) if r.get("best") and str(r["step"]) == meta.get("step")), log[-1])
     dest.mkdir(parents=True, exist_ok=True)
     save_file(body, str(dest / WEIGHTS_FILE))
@@ -103,6 +104,11 @@ def export(
         ),
         "dev_scores_at_checkpoint": picked["scores"],
     }
+    if recipe.get("start_from") == f"sha256:{previous['sha256']}":  # a second stage: keep how the first ran
+        manifest["continues"] = {
+            k: previous[k] for k in ("sha256", "recipe", "data", "training_hours_2_cores", "continues")
+            if k in previous
+        }
     (dest / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     with tempfile.TemporaryDirectory() as cache:
         reader = Reader(model_dir, Path(cache), folder=dest)

@@ -62,6 +62,11 @@ class Recipe:
     max_answer_tokens: int = 30
     seed: int = 13
     bf16_autocast: bool = True  # x1.5-2 per step on CPUs with AMX or AVX512-BF16; weights stay fp32
+    # A second stage: start from shipped weights ("sha256:<hex>" of the package's file; "" starts
+    # from the encoder's layers) and skip the curriculum's first examples, which the stage that
+    # made them saw, so the new stage reads unseen questions.
+    start_from: str = ""
+    skip_examples: int = 0
 
 
 def recipe_with(changes: Sequence[str]) -> Recipe:
@@ -194,6 +199,36 @@ def run_dir(cache: Path, name: str) -> Path:
     return cache / "reader-train" / name
 
 
+def shipped_start(changes: Sequence[str]) -> list[str]:
+    """``start_from=shipped`` named as the package's weights file by its sha256."""
+    from qa_service.checksums import file_sha256
+    from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE
+
+    return [
+        f"start_from=sha256:{file_sha256(WEIGHTS_DIR / WEIGHTS_FILE)}" if c == "start_from=shipped" else c
+        for c in changes
+    ]
+
+
+def _start_body(recipe: Recipe) -> dict[str, torch.Tensor] | None:
+    """The body a second stage starts from: the package's weights, which must be the ones named."""
+    if not recipe.start_from:
+        return None
+    from safetensors.torch import load_file
+
+    from qa_service.checksums import file_sha256
+    from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE, Manifest
+
+    path = WEIGHTS_DIR / WEIGHTS_FILE
+    if recipe.start_from != f"sha256:{file_sha256(path)}":
+        raise ValueError(f"start_from={recipe.start_from}: the package's reader weights are other "
+                         "weights now (use start_from=shipped for the ones it holds)")
+    if Manifest.read().layers != recipe.layers:
+        raise ValueError(f"start_from: the shipped reader has {Manifest.read().layers} layers, "
+                         f"the recipe {recipe.layers}")
+    return load_file(str(path))
+
+
 def train(
     model_dir: Path,
     data_dir: Path,
@@ -212,6 +247,14 @@ def train(
     from tokenizers import Tokenizer
 
     torch.set_num_threads(threads)
+    start_body = _start_body(recipe)
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    examples = rd.training_examples(data_dir)
+    order = rd.curriculum(examples, seed=recipe.seed, arabic_weight=recipe.arabic_weight)
+    if recipe.skip_examples >= len(order):
+        raise ValueError(f"skip_examples={recipe.skip_examples}: the curriculum holds {len(order)} examples")
     out.mkdir(parents=True, exist_ok=True)
     recipe_file = out / "recipe.json"
     if recipe_file.exists():
@@ -220,12 +263,6 @@ def train(
             raise ValueError(f"{out} holds a run with another recipe ({saved}); pass another --run name")
     else:
         recipe_file.write_text(json.dumps(asdict(recipe), indent=1))
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    examples = rd.training_examples(data_dir)
-    order = rd.curriculum(examples, seed=recipe.seed, arabic_weight=recipe.arabic_weight)
     negatives = rd.negatives_by_article(examples)
     held = rd.held_out(data_dir)
     eval_sets = {
@@ -234,6 +271,10 @@ def train(
 
     torch.manual_seed(recipe.seed)
     reader = from_encoder(model_dir, recipe.layers)
+    if start_body is not None:
+        result = reader.load_state_dict({k: v.float() for k, v in start_body.items()}, strict=False)
+        if result.unexpected_keys or set(result.missing_keys) != {"bert.embeddings.word_embeddings.weight"}:
+            raise ValueError(f"start_from: the shipped weights do not fit the recipe's reader ({result})")
     freeze_lower(reader, recipe.frozen_layers)
     params = [p for p in reader.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
@@ -252,7 +293,7 @@ def train(
         return base(recipe.anneal_at) * max(0.0, 1 - (step - recipe.anneal_at) / recipe.anneal_steps)
 
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
-    step, position, best_f1, seen, elapsed = 0, 0, -1.0, 0, 0.0
+    step, position, best_f1, seen, elapsed = 0, recipe.skip_examples, -1.0, 0, 0.0
     rng = random.Random(recipe.seed)
     state_file = out / "state.pt"
     if state_file.exists():

@@ -115,6 +115,41 @@ def test_train_reader_checkpoints_resumes_and_exports_with_a_manifest(tmp_path: 
     assert manifest["recipe"]["layers"] == 8 and manifest["sample"]["questions"] > 0
 
 
+def test_a_second_stage_continues_the_shipped_weights_on_unseen_examples(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE, verify_weights
+
+    data = _tiny_training_data(tmp_path / "data")
+    cache = str(tmp_path / "models")
+    # lr 0: the checkpoint must then be the shipped weights themselves, so they were loaded.
+    stage = ["model", "train-reader", "--run", "stage2", "--data", str(data), "--threads", "1", "--eval-size",
+             "4", "--set", "start_from=shipped", "--set", "skip_examples=8", "--set", "lr=0"]
+    result = run(stage, tmp_path / "index", QA_MODEL_CACHE=cache)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "models" / "reader-train" / "stage2"
+    shipped = verify_weights()
+    recipe = json.loads((run_dir / "recipe.json").read_text())
+    assert recipe["start_from"] == f"sha256:{shipped.sha256}" and recipe["skip_examples"] == 8
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert 0 < log[-1]["examples"] <= 6  # 14 in the curriculum (8 English + 2 Arabic x 3), 8 skipped
+    best, before = load_file(str(run_dir / "best.safetensors")), load_file(str(WEIGHTS_DIR / WEIGHTS_FILE))
+    assert best.keys() == before.keys()
+    assert all(best[k].half().equal(before[k]) for k in before)
+
+    out = tmp_path / "weights"
+    exported = run(["model", "export-reader", "--run", "stage2", "--data", str(data), "--out", str(out),
+                    "--sample", str(tmp_path / "sample.json")], tmp_path / "index", QA_MODEL_CACHE=cache)
+    assert exported.returncode == 0, exported.stderr
+    continues = verify_weights(out).raw["continues"]
+    assert continues["sha256"] == shipped.sha256 and continues["recipe"] == shipped.raw["recipe"]
+
+    for change, message in (("start_from=sha256:0123", "other weights"), ("skip_examples=99", "holds 14")):
+        bad = run([*stage[:3], "bad", *stage[4:-6], "--set", change], tmp_path / "index",
+                  QA_MODEL_CACHE=cache)
+        assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_train_reader_without_the_data_names_the_option(tmp_path: Path) -> None:
     result = run(["model", "train-reader", "--data", str(tmp_path / "nowhere")], tmp_path / "index")
     assert result.returncode == 1 and "pass --data" in result.stderr and "Traceback" not in result.stderr
