@@ -117,6 +117,9 @@ class Settings:
     # Characters the reader reads around the sentence of each passage closest to the question
     # (stored sentence vectors); 0: the whole passage. Fewer tokens, and no worse (docs/benchmarks.md).
     reader_window_chars: int = 400
+    # What the reader computes in: auto (bf16 on AMX, int8 on other CPUs with int8 dot products,
+    # docs/reader.md), float32, bfloat16 or int8.
+    reader_precision: str = "auto"
     # Embed every sentence of every chunk at ingestion (a second encoder pass): retrieval ranks
     # candidates by their best sentence and the reader reads around it (docs/retrieval.md).
     sentence_vectors: bool = True
@@ -126,6 +129,8 @@ class Settings:
             raise BadInputError("QA_PASSAGE_PRECISION must be auto, float32, bfloat16 or int8")
         if self.passage_precision == "int8" and self.encoder_backend == "torch":
             raise BadInputError("QA_PASSAGE_PRECISION=int8 needs QA_ENCODER_BACKEND=auto or openvino")
+        if self.reader_precision not in ("auto", "float32", "bfloat16", "int8"):
+            raise BadInputError("QA_READER_PRECISION must be auto, float32, bfloat16 or int8")
         if self.encoder_backend not in ("auto", "openvino", "torch"):
             raise BadInputError("QA_ENCODER_BACKEND must be auto, openvino or torch")
         if not 1 <= self.hnsw_ef_search <= 1000:

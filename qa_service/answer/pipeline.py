@@ -28,11 +28,10 @@ log = logging.getLogger(__name__)
 def load_reader(settings: Settings) -> SpanReading:
     """The shipped span reader over the default model's word embeddings (built when missing)."""
     from qa_service.embedding.provision import resolve_default_model
-    from qa_service.embedding.sentence_transformer import cpu_has_fast_bf16
     from qa_service.reader.runtime import Reader
 
     return Reader(resolve_default_model(settings), settings.model_cache,
-                  threads=settings.torch_threads, bf16=cpu_has_fast_bf16())
+                  threads=settings.torch_threads, precision=settings.reader_precision)
 
 
 def reader_composer(settings: Settings, *, abstain: bool = True) -> ReaderComposer:

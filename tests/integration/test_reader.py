@@ -37,3 +37,17 @@ def test_the_reader_finds_the_answer_in_the_seed_article(reader: Reader) -> None
     assert found and "2500" in text[found[0].start:found[0].end]
     found = reader.read("كم من الوقت ستستغرق المحادثات؟", [text])
     assert found and "عدة أشهر" in text[found[0].start:found[0].end]
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_each_serving_precision_keeps_the_recorded_held_out_f1(precision: str) -> None:
+    """What `QA_READER_PRECISION` picks (auto: bf16 on AMX, int8 elsewhere) reads as well as float32."""
+    settings = Settings()
+    reader = Reader(resolve_default_model(settings), settings.model_cache, precision=precision)
+    recorded = Manifest.read().raw["sample"]
+    got = scores(reader, read_sample(SAMPLE))
+    assert abs(got["f1"] - recorded["f1"]) <= 3.0, (precision, got, recorded)
+    seed = (Path(__file__).resolve().parents[2] / "qa_service" / "samples" / "seed.jsonl").read_text("utf-8")
+    text = json.loads(seed.splitlines()[0])["text"]
+    found = reader.read("How many US troops are in Iraq?", [text])
+    assert found and "2500" in text[found[0].start:found[0].end]

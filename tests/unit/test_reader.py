@@ -375,3 +375,21 @@ def test_a_training_run_can_change_recipe_fields_by_name() -> None:
                       ("anneal_at=soon", "a number"), ("epochs", "FIELD=VALUE")):
         with pytest.raises(ValueError, match=says):
             recipe_with([bad])
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni"}, "bfloat16"),  # Sapphire Rapids
+        ({"avx512_bf16", "avx512_vnni"}, "int8"),  # Zen 4
+        ({"avx2"}, "float32"),  # Zen 3
+    ],
+)
+def test_the_reader_computes_in_what_is_fastest_on_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str
+) -> None:
+    from qa_service.embedding import sentence_transformer
+    from qa_service.reader.runtime import serving_precision
+
+    monkeypatch.setattr(sentence_transformer, "_cpu_has", lambda wanted: bool(flags & set(wanted)))
+    assert serving_precision() == expected
