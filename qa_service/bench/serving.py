@@ -10,7 +10,8 @@ For each size a pool of real news chunks (``artifacts/bench/news-<size>``, built
 - 8 concurrent clients: answers per second, and their latency.
 
 Every question is distinct (real XQuAD/ARCD questions), so the query cache never answers.
-The baseline is the same server with the PyTorch encoder (``QA_ENCODER_BACKEND=torch``) on the
+The baseline is the same server with the PyTorch encoder (``QA_ENCODER_BACKEND=torch``), or with
+the environment ``baseline_env`` names (``--baseline-env``, e.g. another reader precision), on the
 same pool; the index kind is whatever the pool's size gives (``bench ann`` compares kinds).
 """
 
@@ -45,13 +46,14 @@ SERVER_ENV: Final = {"QA_RATE_LIMIT_PER_S": "0", "HF_HUB_OFFLINE": "1"}
 def run(settings: Settings, data: Path, out: Path, sizes: Sequence[str] = tuple(map(str, DEFAULT_SIZES)),
         sequential: int = DEFAULT_SEQUENTIAL, clients: int = DEFAULT_CLIENTS,
         concurrent: int = DEFAULT_CONCURRENT, baseline: bool = True,
-        server_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        server_env: Mapping[str, str] | None = None,
+        baseline_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     asked = common.questions(data, WARM_UP_QUESTIONS + sequential + concurrent)
     warm, one, many = (asked[:WARM_UP_QUESTIONS], asked[WARM_UP_QUESTIONS:WARM_UP_QUESTIONS + sequential],
                        asked[WARM_UP_QUESTIONS + sequential:])
     variants = {"ours": dict(server_env or {})}
     if baseline:
-        variants["baseline"] = {**BASELINE_ENV, **(server_env or {})}
+        variants["baseline"] = {**(server_env or {}), **(baseline_env or BASELINE_ENV)}
     results: dict[str, Any] = {}
     for size in sizes:
         folder = _folder(size, out, data, settings)

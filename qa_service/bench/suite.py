@@ -61,9 +61,12 @@ def add_parsers(sub: Any, func: Callable[[argparse.Namespace, Settings], int]) -
             p.add_argument("--sequential", type=int, default=200, help="questions asked by one client")
             p.add_argument("--clients", type=int, default=8, help="concurrent clients")
             p.add_argument("--concurrent", type=int, default=400, help="questions the clients share")
-            p.add_argument("--no-baseline", action="store_true", help="skip the PyTorch-encoder server")
+            p.add_argument("--no-baseline", action="store_true", help="skip the baseline server")
             p.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                            help="extra environment for the measured server (repeatable)")
+            p.add_argument("--baseline-env", action="append", default=[], metavar="KEY=VALUE",
+                           help="the baseline server's environment instead of the PyTorch encoder's "
+                                "(repeatable), e.g. QA_READER_PRECISION=bfloat16")
         if part in ("ann", "all"):
             p.add_argument("--ann-questions", type=int, default=300, help="questions searched")
             p.add_argument("--no-hnsw", action="store_true", help="skip the HNSW comparison")
@@ -94,15 +97,16 @@ def _run_part(part: str, args: argparse.Namespace, settings: Settings) -> dict[s
         if not counts:
             raise SystemExit("error: bench ann needs a pool size in --sizes (a number of chunks)")
         return ann.run(settings, args.data, args.out, max(counts), args.ann_questions, not args.no_hnsw)
-    env = dict(_key_value(item) for item in args.server_env)
+    env = dict(_key_value(item, "--server-env") for item in args.server_env)
+    baseline_env = dict(_key_value(item, "--baseline-env") for item in args.baseline_env) or None
     return serving.run(settings, args.data, args.out, sizes, args.sequential, args.clients, args.concurrent,
-                       not args.no_baseline, env)
+                       not args.no_baseline, env, baseline_env)
 
 
-def _key_value(item: str) -> tuple[str, str]:
+def _key_value(item: str, option: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise SystemExit(f"error: --server-env takes KEY=VALUE, got {item!r}")
+        raise SystemExit(f"error: {option} takes KEY=VALUE, got {item!r}")
     return key, value
 
 

@@ -88,6 +88,30 @@ def test_one_client_measures_latency_and_the_servers_own_breakdown() -> None:
     assert figures["server_p50_ms"] == {"embed": 4.0, "retrieve": 2.0, "total": 7.0}
 
 
+def test_the_serving_baseline_can_be_another_setting_of_the_same_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: dict[str, dict[str, str]] = {}
+    figures = {"one_client": {"p50_ms": 50.0}, "concurrent": {"answers_per_s": 10.0}, "cold_start_s": 2.0,
+               "memory": {"rss_mib": 900.0}}
+
+    def measure(index: Path, warm: Any, one: Any, many: Any, clients: int, env: dict[str, str]) -> Any:
+        served[env.get("QA_READER_PRECISION", env.get("QA_ENCODER_BACKEND", "default"))] = env
+        return figures
+
+    (tmp_path / "pool" / "index").mkdir(parents=True)
+    monkeypatch.setattr(serving, "measure", measure)
+    monkeypatch.setattr(common, "questions", lambda data, n: [f"q{i}" for i in range(n)])
+    args = build_parser().parse_args(["bench", "serve", "--sizes", str(tmp_path / "pool"),
+                                      "--server-env", "QA_READER_PRECISION=int8",
+                                      "--baseline-env", "QA_READER_PRECISION=bfloat16"])
+    result = suite._run_part("serve", args, None)  # type: ignore[arg-type]
+    assert set(served) == {"int8", "bfloat16"} and "QA_ENCODER_BACKEND" not in served["bfloat16"]
+    assert result["sizes"]["pool"]["ratios"]["answers_per_s"] == 1.0
+    default = build_parser().parse_args(["bench", "serve", "--sizes", str(tmp_path / "pool")])
+    suite._run_part("serve", default, None)  # type: ignore[arg-type]
+    assert served["torch"]["QA_ENCODER_BACKEND"] == "torch"  # without --baseline-env: the PyTorch encoder
+
+
 def test_a_size_that_is_neither_a_count_nor_an_index_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="neither a chunk count"):
         serving._folder(str(tmp_path), tmp_path, tmp_path, settings=None)  # type: ignore[arg-type]
