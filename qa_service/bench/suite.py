@@ -154,8 +154,9 @@ def _part_options(part: str, args: argparse.Namespace) -> list[str]:
                 *(["--no-hnsw"] if args.no_hnsw else [])]
     options = ["--sizes", args.sizes, "--sequential", str(args.sequential), "--clients", str(args.clients),
                "--concurrent", str(args.concurrent), *(["--no-baseline"] if args.no_baseline else [])]
-    for item in args.server_env:
-        options += ["--server-env", item]
+    for option in ("server_env", "baseline_env"):
+        for item in getattr(args, option):
+            options += [f"--{option.replace('_', '-')}", item]
     return options
 
 
