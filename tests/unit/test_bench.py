@@ -66,8 +66,8 @@ def test_targets_table_marks_what_was_met_and_what_was_not() -> None:
 def test_cli_offers_every_part_with_its_options() -> None:
     parser = build_parser()
     args = parser.parse_args(["bench", "all", "--articles", "31508", "--sizes", "10000,100000",
-                              "--server-env", "OMP_NUM_THREADS=1", "--baseline-env", "QA_READER_PRECISION=bfloat16",
-                              "--json", "out.json"])
+                              "--server-env", "OMP_NUM_THREADS=1",
+                              "--baseline-env", "QA_READER_PRECISION=bfloat16", "--json", "out.json"])
     assert args.bench_part == "all" and args.articles == 31508 and args.json == Path("out.json")
     for part in ("encoder", "ingest", "ann", "serve"):
         assert parser.parse_args(["bench", part]).bench_part == part
