@@ -22,7 +22,7 @@ import numpy as np
 from qa_service.checksums import file_sha256
 from qa_service.eval import metrics
 from qa_service.reader import data as rd
-from qa_service.reader.runtime import MANIFEST_FILE, WEIGHTS_DIR, WEIGHTS_FILE, Reader
+from qa_service.reader.runtime import MANIFEST_FILE, WEIGHTS_DIR, WEIGHTS_FILE, Manifest, Reader
 
 SAMPLE_PER_LANGUAGE: Final = 40
 
@@ -83,7 +83,7 @@ def export(
     with safe_open(str(best), "pt") as fh:
         meta = fh.metadata() or {}
         body = {k: fh.get_tensor(k).half() for k in fh.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-    previous = json.loads((WEIGHTS_DIR / MANIFEST_FILE).read_text())
+    previous = Manifest.read().raw  # what the package ships now: a second stage records it
     picked = next((r for r in reversed(log) if r.get("best") and str(r["step"]) == meta.get("step")), log[-1])
     dest.mkdir(parents=True, exist_ok=True)
     save_file(body, str(dest / WEIGHTS_FILE))

@@ -201,13 +201,12 @@ def run_dir(cache: Path, name: str) -> Path:
 
 def shipped_start(changes: Sequence[str]) -> list[str]:
     """``start_from=shipped`` named as the package's weights file by its sha256."""
-    from qa_service.checksums import file_sha256
-    from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE
+    if "start_from=shipped" not in changes:
+        return list(changes)
+    from qa_service.reader.runtime import verify_weights
 
-    return [
-        f"start_from=sha256:{file_sha256(WEIGHTS_DIR / WEIGHTS_FILE)}" if c == "start_from=shipped" else c
-        for c in changes
-    ]
+    named = f"start_from=sha256:{verify_weights().sha256}"
+    return [named if c == "start_from=shipped" else c for c in changes]
 
 
 def _start_body(recipe: Recipe) -> dict[str, torch.Tensor] | None:
@@ -216,17 +215,16 @@ def _start_body(recipe: Recipe) -> dict[str, torch.Tensor] | None:
         return None
     from safetensors.torch import load_file
 
-    from qa_service.checksums import file_sha256
-    from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE, Manifest
+    from qa_service.reader.runtime import WEIGHTS_DIR, WEIGHTS_FILE, verify_weights
 
-    path = WEIGHTS_DIR / WEIGHTS_FILE
-    if recipe.start_from != f"sha256:{file_sha256(path)}":
+    shipped = verify_weights()  # the file is the one its manifest names
+    if recipe.start_from != f"sha256:{shipped.sha256}":
         raise ValueError(f"start_from={recipe.start_from}: the package's reader weights are other "
                          "weights now (use start_from=shipped for the ones it holds)")
-    if Manifest.read().layers != recipe.layers:
-        raise ValueError(f"start_from: the shipped reader has {Manifest.read().layers} layers, "
+    if shipped.layers != recipe.layers:
+        raise ValueError(f"start_from: the shipped reader has {shipped.layers} layers, "
                          f"the recipe {recipe.layers}")
-    return load_file(str(path))
+    return load_file(str(WEIGHTS_DIR / WEIGHTS_FILE))
 
 
 def train(
