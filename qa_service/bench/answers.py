@@ -43,13 +43,17 @@ from typing import Any, Final
 from qa_service.answer.base import ComposeInput, Composer, Composition
 from qa_service.answer.pipeline import reader_composer
 from qa_service.answer.question import question_kind
+from qa_service.embedding.base import Encoder
+from qa_service.errors import BadInputError
 from qa_service.eval import metrics
-from qa_service.models import Document, Passage
+from qa_service.eval.datasets import EvalItem, load_dataset
+from qa_service.models import AskRequest, Document, Passage
 from qa_service.reader.data import xquad_split
 from qa_service.settings import Settings
-from qa_service.text import split_sentences
+from qa_service.text import detect_language, split_sentences
 
 SHARED_DATA: Final = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+NEWS_QA: Final = Path(__file__).resolve().parents[2] / "tests" / "data" / "news-qa"
 XQUAD_AR: Final = "xquad/xquad.ar.json"
 XQUAD_EN: Final = "xquad/xquad.en.json"
 ARCD: Final = "arcd/arcd.json"
@@ -163,14 +167,35 @@ def answer_all(items: Sequence[Item], service: Any, composer: Composer,
     return outcomes
 
 
-def calibrate(outcomes: Sequence[Outcome]) -> float:
-    """The confidence threshold that best separates answerable from unanswerable (dev split)."""
-    scored = [(o.answerable.confidence, True) for o in outcomes] + \
-             [(o.unanswerable.confidence, False) for o in outcomes]
-    values = sorted({c for c, _ in scored if c is not None})
+@dataclass(frozen=True)
+class Decision:
+    """One composition as calibration sees it: is answering right, is abstaining right."""
+
+    confidence: float | None
+    right_if_answered: bool
+    right_if_refused: bool
+
+
+def xquad_decisions(outcomes: Sequence[Outcome]) -> list[Decision]:
+    """Each XQuAD question twice: with its paragraph it should answer, without it abstain."""
+    return [d for o in outcomes for d in (Decision(o.answerable.confidence, True, False),
+                                          Decision(o.unanswerable.confidence, False, True))]
+
+
+def calibrate(*sets: Sequence[Decision]) -> float:
+    """The confidence threshold with the best mean accuracy over ``sets`` (dev splits), each set
+    weighing the same whatever its size."""
+    sets = tuple(s for s in sets if s)
+    values = sorted({d.confidence for s in sets for d in s if d.confidence is not None})
+
+    def accuracy(threshold: float) -> float:
+        return statistics.fmean(
+            statistics.fmean((d.right_if_answered if d.confidence is not None and d.confidence >= threshold
+                              else d.right_if_refused) for d in s) for s in sets)
+
     best, best_acc = -math.inf, -1.0
     for threshold in [-math.inf, *values]:
-        acc = sum((c is not None and c >= threshold) == ok for c, ok in scored) / len(scored)
+        acc = accuracy(threshold) if sets else 0.0
         if acc > best_acc:
             best, best_acc = threshold, acc
     return best
@@ -218,6 +243,84 @@ def summarise(outcomes: Sequence[Outcome], threshold: float) -> dict[str, Any]:
     }
 
 
+# -- the news QA set ----------------------------------------------------------------------------
+
+
+@dataclass
+class NewsOutcome:
+    item: EvalItem
+    lang: str
+    split: str
+    confidence: float | None
+    cited: bool  # the first citation holds the evidence sentence (never abstaining)
+    short_answer: str | None
+
+
+class _Recording:
+    """The reader composer, keeping the last composition's confidence (service.ask drops it)."""
+
+    def __init__(self, inner: Composer) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.last: float | None = None
+
+    def compose(self, request: ComposeInput) -> Composition:
+        composition = self.inner.compose(request)
+        self.last = composition.confidence
+        return composition
+
+
+def answer_news(settings: Settings, encoder: Encoder, index_dir: Path, questions: Path) -> list[NewsOutcome]:
+    """Ask the news QA set's dev and test questions over its collection, never abstaining."""
+    from qa_service.service import QAService
+
+    composer = _Recording(reader_composer(settings, abstain=False))
+    service = QAService(settings.replace(index_dir=index_dir), encoder, composer=composer)
+    outcomes: list[NewsOutcome] = []
+    try:
+        if service.store.counts()[1] == 0:
+            raise BadInputError(f"{index_dir} holds no news collection: build it as "
+                                "tests/data/news-qa/README.md says")
+        for split in ("dev", "test"):
+            for item in load_dataset(questions / f"{split}.jsonl").items:
+                answer = service.ask(AskRequest(question=item.question))
+                cited = bool(answer.citations) and metrics.contains_answer(
+                    answer.citations[0].quote, metrics.citation_targets(item))
+                outcomes.append(NewsOutcome(item, detect_language(item.question), split, composer.last,
+                                            cited and not item.abstain, answer.short_answer))
+    finally:
+        service.close()
+    return outcomes
+
+
+def news_decisions(outcomes: Sequence[NewsOutcome]) -> list[Decision]:
+    """Answering is right when it cites the evidence; abstaining only where the set says so."""
+    return [Decision(o.confidence, o.cited, o.item.abstain) for o in outcomes]
+
+
+def summarise_news(outcomes: Sequence[NewsOutcome], threshold: float) -> dict[str, Any]:
+    """The news set's answers at the calibrated threshold: what a reader of the service sees."""
+    answerable = [o for o in outcomes if not o.item.abstain]
+    answered = {id(o) for o in outcomes if o.confidence is not None and o.confidence >= threshold}
+    refused_right = sum(id(o) not in answered for o in outcomes if o.item.abstain)
+    refused = len(outcomes) - len(answered)
+    shorts = [o.short_answer if id(o) in answered else None for o in answerable]
+    return {
+        "questions": len(outcomes), "answerable": len(answerable),
+        "cited_sentence_accuracy": sum(o.cited and id(o) in answered for o in answerable) / len(answerable)
+        if answerable else 0.0,
+        "cited_sentence_accuracy_no_abstention": sum(o.cited for o in answerable) / len(answerable)
+        if answerable else 0.0,
+        "short_answer_f1": 100 * statistics.fmean(f1(s, o.item.answers) for s, o in zip(shorts, answerable,
+                                                                                         strict=True))
+        if answerable else 0.0,
+        "abstained": refused / len(outcomes) if outcomes else 0.0,
+        "abstain_precision": refused_right / refused if refused else 0.0,
+        "abstain_recall": refused_right / (len(outcomes) - len(answerable)) if len(outcomes) > len(answerable)
+        else 0.0,
+    }
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of this benchmark (also usable as a ``qa-service bench`` subcommand)."""
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="folder with xquad/ and arcd/")
@@ -226,6 +329,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--limit", type=int, default=None, help="questions per language and split")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench/answers.json"))
+    parser.add_argument("--news-index", type=Path, default=None, metavar="DIR",
+                        help="an index of the news collection (tests/data/news-qa/README.md): its dev "
+                             "split joins the calibration, each dev set weighing the same, and both "
+                             "splits are reported")
+    parser.add_argument("--news-qa", type=Path, default=NEWS_QA, metavar="DIR",
+                        help="the news QA set's folder (dev.jsonl, test.jsonl)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,17 +350,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: the benchmark needs {args.data / XQUAD_AR} (and arcd/ beside it); pass --data DIR",
               file=sys.stderr)
         return 1
+    if args.news_index and not Settings(index_dir=args.news_index).store_path.exists():
+        print(f"error: --news-index {args.news_index} is not an index folder: build the news collection's "
+              "index as tests/data/news-qa/README.md says", file=sys.stderr)
+        return 1
     from qa_service.embedding import load_encoder
     from qa_service.service import QAService
 
     settings = Settings.from_env().replace(index_dir=args.index_dir)
+    encoder = load_encoder(settings)
+    try:  # the news set first: a wrong folder fails in seconds, not after the XQuAD run
+        news = answer_news(settings, encoder, args.news_index, args.news_qa) if args.news_index else []
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     docs, items = load_pool_and_items(args.data)
     if args.limit:
         groups: dict[tuple[str, str], list[Item]] = defaultdict(list)
         for item in items:
             groups[(item.lang, item.split)].append(item)
         items = [i for group in groups.values() for i in group[:args.limit]]
-    service = QAService(settings, load_encoder(settings))
+    service = QAService(settings, encoder)
     try:
         report = service.ingest(docs)
         print(f"pool: {len(docs)} paragraphs ({report.added} newly ingested); {len(items)} questions",
@@ -264,19 +383,24 @@ def run(args: argparse.Namespace) -> int:
         service.close()
     # Arabic questions over Arabic passages calibrate QA_MIN_READER_SCORE; English ones
     # QA_MIN_READER_SCORE_CROSS_LINGUAL (cross-language spans score lower).
-    thresholds = {lang: calibrate([o for o in outcomes if o.item.split == "dev" and o.item.lang == lang])
-                  for lang in ("ar", "en")}
+    thresholds = {lang: calibrate(
+        xquad_decisions([o for o in outcomes if o.item.split == "dev" and o.item.lang == lang]),
+        news_decisions([o for o in news if o.split == "dev" and o.lang == lang])) for lang in ("ar", "en")}
     results: dict[str, Any] = {
         "composer": "reader",
         "settings": {"QA_MIN_READER_SCORE": thresholds["ar"],
                      "QA_MIN_READER_SCORE_CROSS_LINGUAL": thresholds["en"]},
+        "calibrated_on": ["XQuAD dev", *(["news QA dev"] if news else [])],
         "top_k": args.top_k, "pool_documents": len(docs), "model": settings.embedding_model,
         "sentence_vectors": settings.sentence_vectors,
-        "questions_per_set_limit": args.limit, "sets": {}}
+        "questions_per_set_limit": args.limit, "sets": {}, "news": {}}
     for lang, name in (("ar", "AR→AR"), ("en", "EN→AR")):
         for split in ("dev", "test"):
             chosen = [o for o in outcomes if o.item.lang == lang and o.item.split == split]
             results["sets"][f"{name} {split}"] = summarise(chosen, thresholds[lang])
+            if news:
+                asked = [o for o in news if o.lang == lang and o.split == split]
+                results["news"][f"{lang.upper()} {split}"] = summarise_news(asked, thresholds[lang])
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -286,10 +410,11 @@ def run(args: argparse.Namespace) -> int:
 
 def print_table(results: dict[str, Any]) -> None:
     calibrated = ", ".join(f"{k}={v:.4f}" for k, v in results["settings"].items())
+    calibrated += f" ({' + '.join(results.get('calibrated_on', ['XQuAD dev']))})"
     vectors = "on" if results.get("sentence_vectors") else "off"
     print(f"\nAnswer benchmark, {results['composer']} composer (pool {results['pool_documents']} paragraphs, "
           f"top_k {results['top_k']}, QA_SENTENCE_VECTORS={vectors}); "
-          f"abstention thresholds calibrated on dev: {calibrated}\n")
+          f"abstention thresholds calibrated: {calibrated}\n")
     print("| set | n | cited-sent acc | (no abstention) | lead-sentence baseline | short EM | short F1 "
           "| short coverage | abstain P | abstain R | answer P | answer R | compose p50 ms | p95 ms |")
     print("|---|" + "---|" * 13)
@@ -302,6 +427,15 @@ def print_table(results: dict[str, Any]) -> None:
               f"{m['short_answer_em']:.1f} | {m['short_answer_f1']:.1f} | {m['short_answer_coverage']:.2f} | "
               f"{m['abstain_precision']:.3f} | {m['abstain_recall']:.3f} | {m['answer_precision']:.3f} | "
               f"{m['answer_recall']:.3f} | {m['compose_ms_p50']:.2f} | {m['compose_ms_p95']:.2f} |")
+    if results.get("news"):
+        print("\nNews QA set over its collection, same thresholds:\n")
+        print("| set | n | answerable | cited-sent acc | (no abstention) | short F1 | abstained "
+              "| abstain P | abstain R |")
+        print("|---|" + "---|" * 8)
+        for name, m in results["news"].items():
+            print(f"| {name} | {m['questions']} | {m['answerable']} | {m['cited_sentence_accuracy']:.3f} | "
+                  f"{m['cited_sentence_accuracy_no_abstention']:.3f} | {m['short_answer_f1']:.1f} | "
+                  f"{m['abstained']:.2f} | {m['abstain_precision']:.3f} | {m['abstain_recall']:.3f} |")
     print("\nshort-answer F1 by question kind (test sets):")
     for name, m in results["sets"].items():
         if name.endswith("test") and m["questions"]:
