@@ -16,6 +16,10 @@ paragraphs (EN→AR), retrieved through the service's own retriever.
   results (unanswerable). The threshold on the composer's confidence is calibrated on
   the dev half of the XQuAD articles (maximising accuracy over answerable + unanswerable)
   and reported on the test half.
+* **news** (``--news-index DIR``, an index of the news QA set's collection): the news QA set's
+  dev and test questions are asked through the service too; its dev split joins the
+  calibration, each dev set weighing the same (an answer counts there only when its first
+  citation holds the evidence sentence), and both splits are reported.
 * **latency**: composition time per question (p50/p95), next to the baseline
   "quote the first sentence of the top passage" measured in the same run.
 
@@ -186,6 +190,8 @@ def calibrate(*sets: Sequence[Decision]) -> float:
     """The confidence threshold with the best mean accuracy over ``sets`` (dev splits), each set
     weighing the same whatever its size."""
     sets = tuple(s for s in sets if s)
+    if not sets:
+        return -math.inf
     values = sorted({d.confidence for s in sets for d in s if d.confidence is not None})
 
     def accuracy(threshold: float) -> float:
@@ -195,7 +201,7 @@ def calibrate(*sets: Sequence[Decision]) -> float:
 
     best, best_acc = -math.inf, -1.0
     for threshold in [-math.inf, *values]:
-        acc = accuracy(threshold) if sets else 0.0
+        acc = accuracy(threshold)
         if acc > best_acc:
             best, best_acc = threshold, acc
     return best
@@ -300,24 +306,24 @@ def news_decisions(outcomes: Sequence[NewsOutcome]) -> list[Decision]:
 
 def summarise_news(outcomes: Sequence[NewsOutcome], threshold: float) -> dict[str, Any]:
     """The news set's answers at the calibrated threshold: what a reader of the service sees."""
-    answerable = [o for o in outcomes if not o.item.abstain]
-    answered = {id(o) for o in outcomes if o.confidence is not None and o.confidence >= threshold}
-    refused_right = sum(id(o) not in answered for o in outcomes if o.item.abstain)
-    refused = len(outcomes) - len(answered)
-    shorts = [o.short_answer if id(o) in answered else None for o in answerable]
+    n, answerable = len(outcomes), [o for o in outcomes if not o.item.abstain]
+    if not answerable:
+        return {"questions": n, "answerable": 0}
+
+    def answers(o: NewsOutcome) -> bool:
+        return o.confidence is not None and o.confidence >= threshold
+
+    refused = sum(not answers(o) for o in outcomes)
+    refused_right = sum(not answers(o) for o in outcomes if o.item.abstain)
     return {
-        "questions": len(outcomes), "answerable": len(answerable),
-        "cited_sentence_accuracy": sum(o.cited and id(o) in answered for o in answerable) / len(answerable)
-        if answerable else 0.0,
-        "cited_sentence_accuracy_no_abstention": sum(o.cited for o in answerable) / len(answerable)
-        if answerable else 0.0,
-        "short_answer_f1": 100 * statistics.fmean(f1(s, o.item.answers) for s, o in zip(shorts, answerable,
-                                                                                         strict=True))
-        if answerable else 0.0,
-        "abstained": refused / len(outcomes) if outcomes else 0.0,
+        "questions": n, "answerable": len(answerable),
+        "cited_sentence_accuracy": sum(o.cited and answers(o) for o in answerable) / len(answerable),
+        "cited_sentence_accuracy_no_abstention": sum(o.cited for o in answerable) / len(answerable),
+        "short_answer_f1": 100 * statistics.fmean(f1(o.short_answer if answers(o) else None, o.item.answers)
+                                                  for o in answerable),
+        "abstained": refused / n,
         "abstain_precision": refused_right / refused if refused else 0.0,
-        "abstain_recall": refused_right / (len(outcomes) - len(answerable)) if len(outcomes) > len(answerable)
-        else 0.0,
+        "abstain_recall": refused_right / (n - len(answerable)) if n > len(answerable) else 0.0,
     }
 
 
@@ -433,6 +439,8 @@ def print_table(results: dict[str, Any]) -> None:
               "| abstain P | abstain R |")
         print("|---|" + "---|" * 8)
         for name, m in results["news"].items():
+            if not m["answerable"]:
+                continue
             print(f"| {name} | {m['questions']} | {m['answerable']} | {m['cited_sentence_accuracy']:.3f} | "
                   f"{m['cited_sentence_accuracy_no_abstention']:.3f} | {m['short_answer_f1']:.1f} | "
                   f"{m['abstained']:.2f} | {m['abstain_precision']:.3f} | {m['abstain_recall']:.3f} |")
