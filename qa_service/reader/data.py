@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+
+from qa_service.text import tokenize
+
 SQUAD_TRAIN: Final = "squad-train-en/train-v1.1.reconstructed.json.gz"
 ARCD_TRAIN: Final = "arcd/arcd-train.json"
 ARCD_TEST: Final = "arcd/arcd-test.json"
@@ -159,3 +163,57 @@ def negatives_by_article(examples: Sequence[Example]) -> dict[int, list[str]]:
             seen.add(ex.context)
             out[ex.article].append(ex.context)
     return out
+
+
+class Distractors:
+    """For a question, the paragraphs of other articles that share the most of its words.
+
+    These are the negatives retrieval hands the reader in service: passages about something
+    else that a lexical ranking puts near the question. Ranked by TF-IDF over BM25's terms
+    (``qa_service.text.tokenize``), sublinear term frequency, rows of unit length.
+    """
+
+    def __init__(self, examples: Sequence[Example]) -> None:
+        from scipy import sparse  # training only: not imported by the service
+
+        self._contexts: list[str] = []
+        self._articles: list[int] = []
+        for article, contexts in negatives_by_article(examples).items():
+            self._contexts.extend(contexts)
+            self._articles.extend([article] * len(contexts))
+        self._vocab: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        counts: list[int] = []
+        for row, context in enumerate(self._contexts):
+            terms: dict[int, int] = defaultdict(int)
+            for term in tokenize(context):
+                terms[self._vocab.setdefault(term, len(self._vocab))] += 1
+            rows.extend([row] * len(terms))
+            cols.extend(terms)
+            counts.extend(terms.values())
+        tf = sparse.csr_matrix(
+            (1 + np.log(np.asarray(counts, dtype=np.float32)), (rows, cols)),
+            shape=(len(self._contexts), len(self._vocab)),
+        )
+        df = np.bincount(np.asarray(cols), minlength=len(self._vocab))
+        self._idf = np.log(len(self._contexts) / df).astype(np.float32)
+        weighted = tf.multiply(self._idf).tocsr()
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+        # by term, so a question's few terms select their rows instead of scanning every paragraph
+        self._by_term = sparse.csr_matrix(weighted.multiply(1 / np.maximum(norms, 1e-9)[:, None]).T)
+
+    def __call__(self, question: str, article: int, answer: str, n: int = 3) -> list[str]:
+        """Up to ``n`` best-matching paragraphs of other articles that do not contain ``answer``."""
+        terms = sorted({self._vocab[t] for t in tokenize(question) if t in self._vocab})
+        if not terms:
+            return []
+        scores = np.asarray(self._by_term[terms].T @ self._idf[terms]).ravel()
+        out: list[str] = []
+        for row in np.argsort(-scores)[: 8 * n]:
+            if scores[row] <= 0 or len(out) == n:
+                break
+            context = self._contexts[row]
+            if self._articles[row] != article and answer not in context:
+                out.append(context)
+        return out

@@ -58,6 +58,9 @@ class Recipe:
     layers: int = 8  # the encoder's lowest layers the reader keeps: x1.5 faster than 12 to train and run
     frozen_layers: int = 2  # embeddings and the lowest layers get no gradient
     negative_rate: float = 0.2  # extra no-answer windows per example: another paragraph of its article
+    # extra no-answer windows per example: a paragraph of another article that shares the
+    # question's words, as retrieval hands the reader (0 draws nothing: the first stage's stream)
+    distractor_rate: float = 0.0
     arabic_weight: int = 3  # times each ARCD-train example is seen per epoch
     max_answer_tokens: int = 30
     seed: int = 13
@@ -99,7 +102,8 @@ class Feature:
 
 
 def featurize(
-    tokenizer: Any, ex: rd.Example, recipe: Recipe, rng: random.Random, negatives: dict[int, list[str]]
+    tokenizer: Any, ex: rd.Example, recipe: Recipe, rng: random.Random, negatives: dict[int, list[str]],
+    distractors: rd.Distractors | None = None,
 ) -> list[Feature]:
     """The window holding the answer (placed at random when the context needs several), plus negatives."""
     q = encode_question(tokenizer, ex.question)
@@ -120,6 +124,13 @@ def featurize(
             out.append(Feature(rng.choice(others), 0, 0))
         elif pool:
             neg = encode_text(tokenizer, rng.choice(pool))
+            out.append(
+                Feature(rng.choice(windows(q, neg, max_len=recipe.max_len, stride=recipe.stride)), 0, 0)
+            )
+    if distractors is not None and recipe.distractor_rate and rng.random() < recipe.distractor_rate:
+        found = distractors(ex.question, ex.article, ex.answer)
+        if found:
+            neg = encode_text(tokenizer, rng.choice(found))
             out.append(
                 Feature(rng.choice(windows(q, neg, max_len=recipe.max_len, stride=recipe.stride)), 0, 0)
             )
@@ -262,6 +273,7 @@ def train(
     else:
         recipe_file.write_text(json.dumps(asdict(recipe), indent=1))
     negatives = rd.negatives_by_article(examples)
+    distractors = rd.Distractors(examples) if recipe.distractor_rate else None
     held = rd.held_out(data_dir)
     eval_sets = {
         f"xquad-{lang}-dev": rd.sample(held, lang=lang, split="dev", n=eval_size) for lang in ("ar", "en")
@@ -367,9 +379,10 @@ def train(
     bar = tqdm(total=total_steps, initial=step, desc="train-reader", unit="step", smoothing=0.05)
     loss_avg = None
     threads_file = out / "threads"
-    for position_next, idx, feats in _batches(
-        order, position, recipe, lambda i: featurize(tokenizer, examples[i], recipe, rng, negatives)
-    ):
+    def featurize_one(i: int) -> list[Feature]:
+        return featurize(tokenizer, examples[i], recipe, rng, negatives, distractors)
+
+    for position_next, idx, feats in _batches(order, position, recipe, featurize_one):
         if step >= total_steps:
             break
         if threads_file.exists():  # `echo 1 > threads` lends the other core back without a restart

@@ -210,6 +210,23 @@ def test_answers_are_realigned_when_their_offset_is_off() -> None:
     assert rd._realign(context, "غير موجود", 0) == -1
 
 
+def test_distractors_are_other_articles_paragraphs_that_share_the_question_words() -> None:
+    own = "The Nile flows north through Egypt and its delta reaches the Mediterranean Sea."
+    examples = [
+        rd.Example("q0", "Where does the Nile delta reach the sea?", own, own.index("the Med"),
+                   "the Mediterranean Sea", 0, "en"),
+        _example(1, "The Nile valley held the farms of ancient Egypt along the delta.", 0),
+        _example(2, "The Amazon delta reaches the Atlantic; the river flows east.", 1),
+        _example(3, "The Danube delta reaches the Black Sea in Romania.", 2),
+        _example(4, "Rice is grown in the Mekong region; the sea is the Mediterranean Sea.", 3),
+        _example(5, "Football clubs in Madrid play on Sundays.", 4),
+    ]
+    found = rd.Distractors(examples)(examples[0].question, 0, examples[0].answer)
+    # never its own article (those are the other negatives), never a paragraph holding the answer
+    assert set(found) == {examples[2].context, examples[3].context}
+    assert rd.Distractors(examples)("Quidditch?", 0, "x") == []
+
+
 # -- shipped weights ---------------------------------------------------------------------------
 
 
