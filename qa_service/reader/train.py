@@ -123,18 +123,20 @@ def featurize(
         if others and (not pool or rng.random() < 0.5):
             out.append(Feature(rng.choice(others), 0, 0))
         elif pool:
-            neg = encode_text(tokenizer, rng.choice(pool))
-            out.append(
-                Feature(rng.choice(windows(q, neg, max_len=recipe.max_len, stride=recipe.stride)), 0, 0)
-            )
-    if distractors is not None and recipe.distractor_rate and rng.random() < recipe.distractor_rate:
+            out.append(_no_answer(tokenizer, q, pool, recipe, rng))
+    if distractors is not None and rng.random() < recipe.distractor_rate:  # built only when the rate is set
         found = distractors(ex.question, ex.article, ex.answer)
         if found:
-            neg = encode_text(tokenizer, rng.choice(found))
-            out.append(
-                Feature(rng.choice(windows(q, neg, max_len=recipe.max_len, stride=recipe.stride)), 0, 0)
-            )
+            out.append(_no_answer(tokenizer, q, found, recipe, rng))
     return out
+
+
+def _no_answer(
+    tokenizer: Any, q: list[int], contexts: Sequence[str], recipe: Recipe, rng: random.Random
+) -> Feature:
+    """A window of one of ``contexts`` (none holds the answer), labelled no-answer."""
+    neg = encode_text(tokenizer, rng.choice(contexts))
+    return Feature(rng.choice(windows(q, neg, max_len=recipe.max_len, stride=recipe.stride)), 0, 0)
 
 
 def _batches(
@@ -379,6 +381,7 @@ def train(
     bar = tqdm(total=total_steps, initial=step, desc="train-reader", unit="step", smoothing=0.05)
     loss_avg = None
     threads_file = out / "threads"
+
     def featurize_one(i: int) -> list[Feature]:
         return featurize(tokenizer, examples[i], recipe, rng, negatives, distractors)
 
